@@ -1,0 +1,49 @@
+# zest: build, demo and test entry points. See README.md.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/zest/target
+export ZEST_TOOLS_DIR ?= $(HOME)/.cache/zest-tools
+CARGO ?= cargo
+BIN := target/release/zest
+
+.PHONY: all build deps demo test test-tools lint fmt bench clean
+
+all: build
+
+## deps: system packages the build needs (Debian); skipped when already present.
+deps:
+	@bash infra/scripts/install-build-deps.sh
+
+## build: target/release/zest
+build: deps
+	$(CARGO) build --release --locked --bin zest
+	@mkdir -p target/release
+	@ln -sf "$(CARGO_TARGET_DIR)/release/zest" $(BIN)
+	@echo "built $(BIN)"
+
+## demo: set up, then run the main job on the embedded default data.
+demo: build
+	./$(BIN) run dags/demo.yaml --report .zest/demo-report.json
+	./$(BIN) runs --limit 3
+
+## test-tools: the real services the tests start (SeaweedFS S3, otelite OTLP receiver).
+test-tools:
+	@bash infra/scripts/install-test-tools.sh
+
+## test: set up, then run every test (unit, integration, end-to-end against real services).
+test: build test-tools
+	@for f in dags/*.yaml; do ./$(BIN) validate "$$f" || exit 2; done
+	$(CARGO) test --release --locked --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets --workspace -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## bench: the 10,000-node overhead benchmark against Prefect and Dagster.
+bench: build
+	bash bench/orchestrators.sh
+
+clean:
+	rm -rf .zest target

@@ -1,0 +1,317 @@
+//! The compiler: a [`DagSpec`] becomes a checked [`Plan`] before anything runs.
+//!
+//! Checks, each reported at its source position: unknown operators, `with:` blocks against
+//! the operator's config schema, dangling and malformed `node.port` references, unknown
+//! ports, port type mismatches (including required dataset columns), missing required
+//! inputs, `after:` targets, and cycles (naming every node on them).
+
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Pos};
+use crate::operator::{PortSpec, PortType, Ports, Registry};
+use crate::plan::{Edge, Plan, PlanNode, PortRef};
+use crate::schema_check;
+use crate::spec::{self, DagSpec, NodeSpec, RetryPolicy};
+use crate::yaml::{YKind, YValue};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// Reads, parses and compiles a DAG file.
+pub fn compile_file(path: &Path, overrides: &[(String, String)], registry: &Registry) -> Result<Plan, Diagnostics> {
+    let file = path.display().to_string();
+    let source = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            return Err(Diagnostics { file, source: String::new(), items: vec![Diagnostic::global(format!("cannot read the file: {e}"))] })
+        }
+    };
+    compile_source(&file, &source, overrides, registry)
+}
+
+/// Parses and compiles DAG text; `file` is used in messages and as the default name.
+pub fn compile_source(file: &str, source: &str, overrides: &[(String, String)], registry: &Registry) -> Result<Plan, Diagnostics> {
+    let stem = Path::new(file).file_stem().and_then(|s| s.to_str()).unwrap_or("dag").to_string();
+    let (spec, mut errs) = spec::parse(&stem, source, overrides);
+    let plan = spec.map(|s| compile(&s, registry, &mut errs));
+    errs.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)).unwrap_or((0, 0)));
+    errs.dedup();
+    match plan {
+        Some(p) if errs.is_empty() => Ok(p),
+        _ => Err(Diagnostics { file: file.to_string(), source: source.to_string(), items: errs }),
+    }
+}
+
+struct Resolved<'a> {
+    spec: &'a NodeSpec,
+    op: Option<std::sync::Arc<dyn crate::operator::DynOperator>>,
+    config: serde_json::Value,
+    ports: Option<Ports>,
+}
+
+fn empty_map(pos: Pos) -> YValue {
+    YValue { pos, kind: YKind::Map(vec![]) }
+}
+
+fn resolve_op<'a>(n: &'a NodeSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) -> Resolved<'a> {
+    let mut r = Resolved { spec: n, op: None, config: serde_json::Value::Null, ports: None };
+    let Some(op_name) = &n.op else { return r };
+    let Some(op) = registry.get(&op_name.value) else {
+        let help = did_you_mean(&op_name.value, registry.names())
+            .or_else(|| Some("`zest ops` lists the operators".to_string()));
+        errs.push(Diagnostic::at(op_name.pos, format!("unknown operator `{}`", op_name.value)).with_help(help));
+        return r;
+    };
+    let with = n.with.clone().filter(|w| !w.is_null()).unwrap_or_else(|| empty_map(op_name.pos));
+    let schema = op.config_schema();
+    let problems = schema_check::check(&with, &schema, "");
+    let n0 = errs.len();
+    for mut p in problems {
+        p.message = format!("{}: {}", op.name(), p.message);
+        errs.push(p);
+    }
+    if errs.len() == n0 {
+        match op.parse_config(&with.to_json()) {
+            Ok(c) => {
+                match op.ports(&c) {
+                    Ok(p) => r.ports = Some(p),
+                    Err(e) => errs.push(Diagnostic::at(with.pos, format!("{}: {e}", op.name()))),
+                }
+                r.config = c;
+            }
+            Err(e) => errs.push(Diagnostic::at(with.pos, format!("{}: invalid config: {e}", op.name()))),
+        }
+    }
+    r.op = Some(op);
+    r
+}
+
+fn find_input<'a>(ports: &'a Ports, name: &str) -> Option<PortSpec> {
+    if let Some(p) = ports.inputs.iter().find(|p| p.name == name) {
+        return Some(p.clone());
+    }
+    ports.other_inputs.map(|ty| PortSpec { name: name.into(), ty, required: false, many: true, columns: vec![], help: "" })
+}
+
+/// Compiles a parsed spec, appending problems to `errs`.
+pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) -> Plan {
+    let resolved: Vec<Resolved> = spec.nodes.iter().map(|n| resolve_op(n, registry, errs)).collect();
+    let by_id: HashMap<&str, usize> = spec.nodes.iter().enumerate().map(|(i, n)| (n.id.value.as_str(), i)).collect();
+    let ids: Vec<&str> = spec.nodes.iter().map(|n| n.id.value.as_str()).collect();
+    let mut edges: Vec<(usize, usize, Edge, Pos)> = vec![];
+    let mut inputs_of: Vec<Vec<(String, Vec<PortRef>)>> = vec![vec![]; spec.nodes.len()];
+
+    for (ci, r) in resolved.iter().enumerate() {
+        let n = r.spec;
+        let mut connected = std::collections::HashSet::new();
+        for input in &n.inputs {
+            let in_port = r.ports.as_ref().map(|p| (p, find_input(p, &input.port.value)));
+            if let Some((ports, None)) = &in_port {
+                let names: Vec<&str> = ports.inputs.iter().map(|p| p.name.as_str()).collect();
+                let help = did_you_mean(&input.port.value, names.iter().copied())
+                    .or_else(|| Some(format!("its input ports: {}", if names.is_empty() { "none".to_string() } else { names.join(", ") })));
+                errs.push(Diagnostic::at(input.port.pos, format!("`{}` has no input port `{}`", op_name(r), input.port.value)).with_help(help));
+            }
+            let in_spec = in_port.and_then(|(_, s)| s);
+            if let Some(s) = &in_spec {
+                if !s.many && input.refs.len() > 1 {
+                    errs.push(Diagnostic::at(input.port.pos, format!("input `{}` takes one artifact, found {} references", s.name, input.refs.len())));
+                }
+            }
+            if input.refs.is_empty() {
+                errs.push(Diagnostic::at(input.port.pos, format!("input `{}` has no reference; write `node.port`", input.port.value)));
+            }
+            connected.insert(input.port.value.as_str());
+            let mut refs = vec![];
+            for rf in &input.refs {
+                let Some((pn, pp)) = rf.value.rsplit_once('.') else {
+                    errs.push(Diagnostic::at(rf.pos, format!("invalid reference `{}`: write `node.port`, e.g. `load.data`", rf.value)));
+                    continue;
+                };
+                let Some(&pi) = by_id.get(pn) else {
+                    let help = did_you_mean(pn, ids.iter().copied());
+                    errs.push(Diagnostic::at(rf.pos, format!("reference `{}` names unknown node `{pn}`", rf.value)).with_help(help));
+                    continue;
+                };
+                refs.push(PortRef { node: pn.into(), port: pp.into() });
+                edges.push((pi, ci, Edge::Data { from: pp.into(), to: input.port.value.clone() }, rf.pos));
+                let producer = &resolved[pi];
+                let Some(pports) = &producer.ports else { continue };
+                let Some(out) = pports.outputs.iter().find(|o| o.name == pp) else {
+                    let names: Vec<&str> = pports.outputs.iter().map(|o| o.name.as_str()).collect();
+                    let help = did_you_mean(pp, names.iter().copied()).or_else(|| Some(format!("its output ports: {}", names.join(", "))));
+                    errs.push(Diagnostic::at(rf.pos, format!("node `{pn}` ({}) has no output port `{pp}`", op_name(producer))).with_help(help));
+                    continue;
+                };
+                if let Some(s) = &in_spec {
+                    check_types(rf.pos, &rf.value, out, s, op_name(r), errs);
+                }
+            }
+            inputs_of[ci].push((input.port.value.clone(), refs));
+        }
+        if let Some(ports) = &r.ports {
+            for p in ports.inputs.iter().filter(|p| p.required) {
+                if !connected.contains(p.name.as_str()) {
+                    let pos = r.spec.op.as_ref().map(|o| o.pos).unwrap_or(n.id.pos);
+                    errs.push(Diagnostic::at(pos, format!("node `{}` ({}) is missing required input `{}` ({})", n.id.value, op_name(r), p.name, p.ty)));
+                }
+            }
+        }
+        for a in &n.after {
+            match by_id.get(a.value.as_str()) {
+                Some(&pi) => edges.push((pi, ci, Edge::After, a.pos)),
+                None => {
+                    let help = did_you_mean(&a.value, ids.iter().copied());
+                    errs.push(Diagnostic::at(a.pos, format!("`after` names unknown node `{}`", a.value)).with_help(help));
+                }
+            }
+        }
+        inputs_of[ci].sort_by(|a, b| a.0.cmp(&b.0));
+    }
+
+    let mut graph: DiGraph<PlanNode, Edge> = DiGraph::with_capacity(spec.nodes.len(), edges.len());
+    let mut index = HashMap::with_capacity(spec.nodes.len());
+    for (i, r) in resolved.iter().enumerate() {
+        let n = r.spec;
+        let node = PlanNode {
+            id: n.id.value.clone(),
+            op: r.op.clone().unwrap_or_else(|| std::sync::Arc::new(Missing)),
+            config: r.config.clone(),
+            inputs: std::mem::take(&mut inputs_of[i]),
+            outputs: r.ports.as_ref().map(|p| p.outputs.clone()).unwrap_or_default(),
+            after: n.after.iter().map(|a| a.value.clone()).collect(),
+            resources: n.settings.resources.or(spec.defaults.resources).unwrap_or_default(),
+            retries: n.settings.retries.or(spec.defaults.retries).unwrap_or(RetryPolicy::default()),
+            timeout: n.settings.timeout.or(spec.defaults.timeout),
+            cache: n.settings.cache.or(spec.defaults.cache).unwrap_or(true),
+            line: n.id.pos.line,
+        };
+        index.insert(node.id.clone(), graph.add_node(node));
+    }
+    for (from, to, e, _) in &edges {
+        graph.update_edge(NodeIndex::new(*from), NodeIndex::new(*to), e.clone());
+    }
+    report_cycles(&graph, spec, errs);
+    let order = stable_topo_order(&graph);
+    let params = spec.params.iter().filter_map(|p| p.value.clone().map(|v| (p.name.clone(), v))).collect();
+    Plan { name: spec.name.clone(), graph, index, order, params }
+}
+
+fn op_name(r: &Resolved) -> String {
+    r.spec.op.as_ref().map(|o| o.value.clone()).unwrap_or_default()
+}
+
+fn check_types(pos: Pos, reference: &str, out: &PortSpec, input: &PortSpec, consumer_op: String, errs: &mut Vec<Diagnostic>) {
+    if !input.ty.accepts(out.ty) {
+        errs.push(Diagnostic::at(
+            pos,
+            format!("type mismatch: input `{}` of {consumer_op} expects a {}, but `{reference}` is a {}", input.name, input.ty, out.ty),
+        ));
+        return;
+    }
+    if input.ty == PortType::Dataset && !input.columns.is_empty() && !out.columns.is_empty() {
+        let missing: Vec<&str> = input.columns.iter().filter(|c| !out.columns.contains(c)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            errs.push(Diagnostic::at(
+                pos,
+                format!(
+                    "type mismatch: input `{}` of {consumer_op} needs a dataset with column(s) {}, but `{reference}` has columns {}",
+                    input.name,
+                    missing.join(", "),
+                    out.columns.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+/// Stands in for an operator that failed to resolve, so that the rest of the DAG can still be
+/// checked; a plan containing it is never returned.
+struct Missing;
+
+impl crate::operator::DynOperator for Missing {
+    fn name(&self) -> &'static str {
+        "<unknown>"
+    }
+    fn version(&self) -> &'static str {
+        "0"
+    }
+    fn description(&self) -> &'static str {
+        ""
+    }
+    fn config_schema(&self) -> serde_json::Value {
+        serde_json::Value::Bool(true)
+    }
+    fn parse_config(&self, c: &serde_json::Value) -> Result<serde_json::Value, String> {
+        Ok(c.clone())
+    }
+    fn ports(&self, _: &serde_json::Value) -> Result<Ports, String> {
+        Ok(Ports::default())
+    }
+    fn run(&self, _: &serde_json::Value, _: &mut crate::operator::OpContext) -> anyhow::Result<()> {
+        anyhow::bail!("unknown operator")
+    }
+}
+
+fn report_cycles(graph: &DiGraph<PlanNode, Edge>, spec: &DagSpec, errs: &mut Vec<Diagnostic>) {
+    for scc in petgraph::algo::tarjan_scc(graph) {
+        let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
+        if scc.len() < 2 && !self_loop {
+            continue;
+        }
+        let members: std::collections::HashSet<NodeIndex> = scc.iter().copied().collect();
+        let start = *scc.iter().min().expect("non-empty");
+        // Walk the cycle from the first node in file order, staying inside the component.
+        let mut path = vec![start];
+        let mut seen = std::collections::HashSet::from([start]);
+        let mut cur = start;
+        loop {
+            let mut next: Vec<NodeIndex> = graph.neighbors(cur).filter(|n| members.contains(n)).collect();
+            next.sort();
+            if next.contains(&start) && (path.len() == members.len() || next.iter().all(|n| seen.contains(n))) {
+                break;
+            }
+            match next.into_iter().find(|n| !seen.contains(n)) {
+                Some(n) => {
+                    path.push(n);
+                    seen.insert(n);
+                    cur = n;
+                }
+                None => break,
+            }
+        }
+        let mut names: Vec<&str> = path.iter().map(|i| graph[*i].id.as_str()).collect();
+        names.push(graph[start].id.as_str());
+        let mut all: Vec<&str> = scc.iter().map(|i| graph[*i].id.as_str()).collect();
+        all.sort();
+        let pos = spec.nodes[start.index()].id.pos;
+        let msg = if path.len() == members.len() {
+            format!("cycle: {}", names.join(" → "))
+        } else {
+            format!("cycle among nodes {} (e.g. {})", all.join(", "), names.join(" → "))
+        };
+        errs.push(Diagnostic::at(pos, msg));
+    }
+}
+
+fn stable_topo_order(graph: &DiGraph<PlanNode, Edge>) -> Vec<NodeIndex> {
+    let n = graph.node_count();
+    let mut indeg: Vec<usize> = vec![0; n];
+    for e in graph.raw_edges() {
+        indeg[e.target().index()] += 1;
+    }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+        (0..n).filter(|i| indeg[*i] == 0).map(std::cmp::Reverse).collect();
+    let mut order = Vec::with_capacity(n);
+    while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        order.push(NodeIndex::new(i));
+        for m in graph.neighbors(NodeIndex::new(i)) {
+            indeg[m.index()] -= 1;
+            if indeg[m.index()] == 0 {
+                ready.push(std::cmp::Reverse(m.index()));
+            }
+        }
+    }
+    order
+}
+
+/// Input digests by port, for cache keys: `BTreeMap<port, Vec<digest>>`.
+pub type InputDigests = BTreeMap<String, Vec<String>>;

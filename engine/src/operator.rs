@@ -1,0 +1,298 @@
+//! The operator interface: a config type, typed ports, a version, and `run`.
+//!
+//! Operators are plain types implementing [`Operator`]; they are registered by name in a
+//! [`Registry`], which the compiler uses to validate DAGs and the worker uses to run nodes.
+//! An operator never touches the scheduler: it reads its inputs from local directories and
+//! writes each output port into a directory that the engine then commits to the store.
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The type of a port, and of the artifact that flows through it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PortType {
+    /// Accepts any artifact (inputs only).
+    Any,
+    /// A directory of files.
+    Files,
+    /// A table stored as Parquet.
+    Dataset,
+    /// A model in Hugging Face layout.
+    Model,
+    /// A tokenizer.
+    Tokenizer,
+    /// A JSON report, possibly with pictures.
+    Report,
+}
+
+impl PortType {
+    /// The lowercase name used in YAML and manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortType::Any => "any",
+            PortType::Files => "files",
+            PortType::Dataset => "dataset",
+            PortType::Model => "model",
+            PortType::Tokenizer => "tokenizer",
+            PortType::Report => "report",
+        }
+    }
+
+    /// Whether an input port of type `self` accepts an artifact of type `produced`.
+    /// `any` accepts everything; a `files` input accepts any artifact, since every artifact
+    /// is a directory of files; otherwise the types must match.
+    pub fn accepts(self, produced: PortType) -> bool {
+        matches!(self, PortType::Any | PortType::Files) || produced == PortType::Any || self == produced
+    }
+}
+
+impl fmt::Display for PortType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One declared port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortSpec {
+    /// The port name.
+    pub name: String,
+    /// The artifact type.
+    #[serde(rename = "type")]
+    pub ty: PortType,
+    /// For inputs: whether the port must be connected.
+    pub required: bool,
+    /// For inputs: whether the port takes several artifacts.
+    pub many: bool,
+    /// For dataset inputs: columns the dataset must have. For dataset outputs: columns the
+    /// dataset is known to have (empty when not known before running).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// What the port is for.
+    pub help: &'static str,
+}
+
+impl PortSpec {
+    /// A required, single-artifact port.
+    pub fn new(name: &str, ty: PortType, help: &'static str) -> Self {
+        PortSpec { name: name.into(), ty, required: true, many: false, columns: vec![], help }
+    }
+
+    /// Marks the port optional.
+    pub fn optional(mut self) -> Self {
+        self.required = false;
+        self
+    }
+
+    /// Lets the port take several artifacts.
+    pub fn many(mut self) -> Self {
+        self.many = true;
+        self
+    }
+
+    /// Declares dataset columns (required for inputs, known for outputs).
+    pub fn with_columns(mut self, cols: &[&str]) -> Self {
+        self.columns = cols.iter().map(|c| c.to_string()).collect();
+        self
+    }
+}
+
+/// The ports of one node, which may depend on its config.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Ports {
+    /// Declared input ports.
+    pub inputs: Vec<PortSpec>,
+    /// Declared output ports.
+    pub outputs: Vec<PortSpec>,
+    /// If set, input ports with any other name are accepted too, with this type and
+    /// taking several artifacts (e.g. `noop`, `shell`, `data.sql`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_inputs: Option<PortType>,
+}
+
+/// One input artifact, materialised as a local directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputArtifact {
+    /// Content digest (hex sha256).
+    pub digest: String,
+    /// Artifact type.
+    pub kind: PortType,
+    /// Local directory holding the artifact's files.
+    pub path: PathBuf,
+    /// Metadata recorded when it was produced (e.g. dataset columns and row count).
+    #[serde(default)]
+    pub meta: serde_json::Value,
+}
+
+/// What an operator sees while it runs.
+pub struct OpContext {
+    /// The run id.
+    pub run_id: String,
+    /// The node id.
+    pub node: String,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// Input artifacts by port.
+    pub inputs: BTreeMap<String, Vec<InputArtifact>>,
+    /// Output directories by port; each exists and is empty when `run` starts.
+    pub outputs: BTreeMap<String, PathBuf>,
+    /// Metadata the operator reports for its outputs (e.g. dataset columns, row counts).
+    pub output_meta: BTreeMap<String, serde_json::Value>,
+    /// Environment to pass to child processes (e.g. `CUDA_VISIBLE_DEVICES`).
+    pub env: BTreeMap<String, String>,
+    /// The node's log file; child processes may append to it.
+    pub log_path: PathBuf,
+    /// A directory for temporary files, removed after the node finishes.
+    pub scratch: PathBuf,
+    /// A tokio runtime handle for async work (`block_on` is allowed inside `run`).
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl OpContext {
+    /// The artifacts connected to `port` (empty when unconnected).
+    pub fn inputs(&self, port: &str) -> &[InputArtifact] {
+        self.inputs.get(port).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The single artifact connected to a required, single-artifact port.
+    pub fn input(&self, port: &str) -> anyhow::Result<&InputArtifact> {
+        self.inputs(port)
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("input port `{port}` is not connected"))
+    }
+
+    /// The directory to write output `port` into.
+    pub fn output_dir(&self, port: &str) -> anyhow::Result<&Path> {
+        self.outputs
+            .get(port)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| anyhow::anyhow!("operator has no output port `{port}`"))
+    }
+
+    /// Records metadata for an output (stored in the artifact manifest).
+    pub fn set_output_meta(&mut self, port: &str, meta: serde_json::Value) {
+        self.output_meta.insert(port.to_string(), meta);
+    }
+
+    /// Runs a future to completion on the worker's runtime.
+    pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.runtime.block_on(fut)
+    }
+}
+
+/// A typed operator. Implement this; the registry wraps it as a [`DynOperator`].
+pub trait Operator: Send + Sync + 'static {
+    /// The operator's config, the `with:` block. Use `#[serde(deny_unknown_fields)]` so
+    /// that unknown keys are reported.
+    type Config: DeserializeOwned + JsonSchema + Serialize;
+    /// The name used in `op:`.
+    const NAME: &'static str;
+    /// Bump when the operator's outputs change for the same inputs: it is part of the cache key.
+    const VERSION: &'static str;
+    /// One line on what it does.
+    const DESCRIPTION: &'static str;
+
+    /// The node's ports, given its config.
+    fn ports(config: &Self::Config) -> Ports;
+
+    /// Checks the config beyond what its type says (cross-field rules). Errors name the field.
+    fn check(_config: &Self::Config) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Runs the node.
+    fn run(config: &Self::Config, ctx: &mut OpContext) -> anyhow::Result<()>;
+}
+
+/// An operator with its config type erased; what the registry holds.
+pub trait DynOperator: Send + Sync {
+    /// See [`Operator::NAME`].
+    fn name(&self) -> &'static str;
+    /// See [`Operator::VERSION`].
+    fn version(&self) -> &'static str;
+    /// See [`Operator::DESCRIPTION`].
+    fn description(&self) -> &'static str;
+    /// The config's JSON Schema.
+    fn config_schema(&self) -> serde_json::Value;
+    /// Parses and checks a config, returning it in canonical form (defaults filled in).
+    fn parse_config(&self, config: &serde_json::Value) -> Result<serde_json::Value, String>;
+    /// The ports for a parsed config.
+    fn ports(&self, config: &serde_json::Value) -> Result<Ports, String>;
+    /// Runs with a parsed config.
+    fn run(&self, config: &serde_json::Value, ctx: &mut OpContext) -> anyhow::Result<()>;
+}
+
+struct Erased<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T: Operator> Erased<T> {
+    fn typed(config: &serde_json::Value) -> Result<T::Config, String> {
+        serde_json::from_value(config.clone()).map_err(|e| e.to_string())
+    }
+}
+
+impl<T: Operator> DynOperator for Erased<T> {
+    fn name(&self) -> &'static str {
+        T::NAME
+    }
+    fn version(&self) -> &'static str {
+        T::VERSION
+    }
+    fn description(&self) -> &'static str {
+        T::DESCRIPTION
+    }
+    fn config_schema(&self) -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(T::Config)).unwrap_or_default()
+    }
+    fn parse_config(&self, config: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let c = Self::typed(config)?;
+        T::check(&c)?;
+        serde_json::to_value(&c).map_err(|e| e.to_string())
+    }
+    fn ports(&self, config: &serde_json::Value) -> Result<Ports, String> {
+        Ok(T::ports(&Self::typed(config)?))
+    }
+    fn run(&self, config: &serde_json::Value, ctx: &mut OpContext) -> anyhow::Result<()> {
+        let c = Self::typed(config).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+        T::run(&c, ctx)
+    }
+}
+
+/// Operators by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    ops: BTreeMap<&'static str, Arc<dyn DynOperator>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers an operator under its name.
+    pub fn register<T: Operator>(&mut self) -> &mut Self {
+        self.ops.insert(T::NAME, Arc::new(Erased::<T>(std::marker::PhantomData)));
+        self
+    }
+
+    /// Looks an operator up by name.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn DynOperator>> {
+        self.ops.get(name).cloned()
+    }
+
+    /// All operator names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.ops.keys().copied()
+    }
+
+    /// All operators, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn DynOperator>> + '_ {
+        self.ops.values()
+    }
+}

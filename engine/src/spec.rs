@@ -1,0 +1,376 @@
+//! The DAG file as written: typed structs that keep the source position of every value.
+//!
+//! [`parse`] reads a YAML file into a [`DagSpec`], substituting `${params.x}` and collecting
+//! every problem it finds rather than stopping at the first.
+
+use crate::diag::{did_you_mean, Diagnostic, Pos};
+use crate::params::{self, ParamSpec};
+use crate::units::{parse_bytes, parse_duration};
+use crate::yaml::{self, Scalar, YKey, YKind, YValue};
+use std::time::Duration;
+
+/// A value with the position it was written at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    /// The value.
+    pub value: T,
+    /// Where it was written.
+    pub pos: Pos,
+}
+
+/// Retry policy: up to `max` retries after the first attempt, waiting
+/// `backoff * 2^(n-1)` (capped at `max_backoff`, with jitter) before retry `n`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RetryPolicy {
+    /// Number of retries after the first attempt.
+    pub max: u32,
+    /// Base delay.
+    pub backoff: Duration,
+    /// Longest delay between two attempts.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max: 0, backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(300) }
+    }
+}
+
+/// What a node needs to run: CPU cores (fractions allowed), memory in bytes, GPUs.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Resources {
+    /// CPU cores.
+    pub cpu: f64,
+    /// Memory in bytes (0: not accounted).
+    pub memory: u64,
+    /// Whole GPUs.
+    pub gpu: u32,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources { cpu: 1.0, memory: 0, gpu: 0 }
+    }
+}
+
+/// Per-node settings that `defaults:` may set for every node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeSettings {
+    /// Retry policy.
+    pub retries: Option<RetryPolicy>,
+    /// Time limit per attempt.
+    pub timeout: Option<Duration>,
+    /// Resources.
+    pub resources: Option<Resources>,
+    /// Whether cached outputs may be reused.
+    pub cache: Option<bool>,
+}
+
+/// One `in:` entry: an input port and the `node.port` references feeding it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSpec {
+    /// The input port.
+    pub port: Spanned<String>,
+    /// References `node.port`.
+    pub refs: Vec<Spanned<String>>,
+}
+
+/// One node as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSpec {
+    /// Node id, with the position of its key.
+    pub id: Spanned<String>,
+    /// Operator name.
+    pub op: Option<Spanned<String>>,
+    /// Inputs.
+    pub inputs: Vec<InputSpec>,
+    /// The operator's config, after templating.
+    pub with: Option<YValue>,
+    /// Nodes that must finish first although no data flows from them.
+    pub after: Vec<Spanned<String>>,
+    /// Settings for this node (falling back to `defaults:`).
+    pub settings: NodeSettings,
+    /// A description.
+    pub description: Option<String>,
+}
+
+/// A whole DAG file as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DagSpec {
+    /// The DAG's name (defaults to the file stem).
+    pub name: String,
+    /// A description.
+    pub description: Option<String>,
+    /// Declared parameters, with their resolved values.
+    pub params: Vec<ParamSpec>,
+    /// Defaults for every node.
+    pub defaults: NodeSettings,
+    /// The nodes, in file order.
+    pub nodes: Vec<NodeSpec>,
+}
+
+const TOP_KEYS: &[&str] = &["name", "description", "params", "defaults", "nodes"];
+const NODE_KEYS: &[&str] =
+    &["op", "in", "with", "after", "resources", "retries", "timeout", "cache", "description"];
+const DEFAULT_KEYS: &[&str] = &["resources", "retries", "timeout", "cache"];
+
+/// Reports keys of `entries` that are not in `known`, and duplicates.
+pub(crate) fn check_keys(entries: &[(YKey, YValue)], known: &[&str], what: &str, errs: &mut Vec<Diagnostic>) {
+    let mut seen = std::collections::HashSet::new();
+    for (k, _) in entries {
+        if !known.contains(&k.name.as_str()) {
+            let help = did_you_mean(&k.name, known.iter().copied())
+                .or_else(|| Some(format!("{what} may have: {}", known.join(", "))));
+            errs.push(Diagnostic::at(k.pos, format!("unknown key `{}` in {what}", k.name)).with_help(help));
+        } else if !seen.insert(k.name.as_str()) {
+            errs.push(Diagnostic::at(k.pos, format!("duplicate key `{}` in {what}", k.name)));
+        }
+    }
+}
+
+fn get<'a>(entries: &'a [(YKey, YValue)], key: &str) -> Option<&'a YValue> {
+    entries.iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
+}
+
+fn want_str(v: &YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Option<Spanned<String>> {
+    match v.as_str() {
+        Some(s) => Some(Spanned { value: s.to_string(), pos: v.pos }),
+        None => {
+            errs.push(Diagnostic::at(v.pos, format!("{what} must be a string, found {}", v.type_name())));
+            None
+        }
+    }
+}
+
+fn want_map<'a>(v: &'a YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Option<&'a [(YKey, YValue)]> {
+    match v.as_map() {
+        Some(m) => Some(m),
+        None if v.is_null() => Some(&[]),
+        None => {
+            errs.push(Diagnostic::at(v.pos, format!("{what} must be a mapping, found {}", v.type_name())));
+            None
+        }
+    }
+}
+
+fn want_duration(v: &YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Option<Duration> {
+    let r = match &v.kind {
+        YKind::Scalar(Scalar::Str { value, .. }) => parse_duration(value),
+        YKind::Scalar(Scalar::Int(i)) if *i >= 0 => Ok(Duration::from_secs(*i as u64)),
+        _ => Err(format!("must be a duration like 30s, 10m or 1h30m, found {}", v.type_name())),
+    };
+    r.map_err(|e| errs.push(Diagnostic::at(v.pos, format!("{what}: {e}")))).ok()
+}
+
+fn parse_retries(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<RetryPolicy> {
+    let mut p = RetryPolicy::default();
+    if let YKind::Scalar(Scalar::Int(n)) = v.kind {
+        if n < 0 {
+            errs.push(Diagnostic::at(v.pos, "`retries` must not be negative"));
+            return None;
+        }
+        p.max = n as u32;
+        return Some(p);
+    }
+    let m = want_map(v, "`retries`", errs)?;
+    check_keys(m, &["max", "backoff", "max_backoff"], "`retries`", errs);
+    let n0 = errs.len();
+    if let Some(max) = get(m, "max") {
+        match max.kind {
+            YKind::Scalar(Scalar::Int(n)) if (0..=1000).contains(&n) => p.max = n as u32,
+            _ => errs.push(Diagnostic::at(max.pos, format!("`retries.max` must be an integer from 0 to 1000, found {}", describe(max)))),
+        }
+    }
+    if let Some(b) = get(m, "backoff") {
+        if let Some(d) = want_duration(b, "`retries.backoff`", errs) {
+            p.backoff = d;
+        }
+    }
+    if let Some(b) = get(m, "max_backoff") {
+        if let Some(d) = want_duration(b, "`retries.max_backoff`", errs) {
+            p.max_backoff = d;
+        }
+    }
+    (errs.len() == n0).then_some(p)
+}
+
+fn describe(v: &YValue) -> String {
+    match &v.kind {
+        YKind::Scalar(Scalar::Int(i)) => i.to_string(),
+        YKind::Scalar(Scalar::Float(f)) => f.to_string(),
+        YKind::Scalar(Scalar::Str { value, .. }) => format!("`{value}`"),
+        _ => v.type_name().to_string(),
+    }
+}
+
+fn parse_resources(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<Resources> {
+    let m = want_map(v, "`resources`", errs)?;
+    check_keys(m, &["cpu", "memory", "gpu"], "`resources`", errs);
+    let n0 = errs.len();
+    let mut r = Resources::default();
+    if let Some(c) = get(m, "cpu") {
+        match c.kind {
+            YKind::Scalar(Scalar::Int(i)) if i > 0 => r.cpu = i as f64,
+            YKind::Scalar(Scalar::Float(f)) if f > 0.0 && f.is_finite() => r.cpu = f,
+            _ => errs.push(Diagnostic::at(c.pos, format!("`resources.cpu` must be a positive number of cores, found {}", describe(c)))),
+        }
+    }
+    if let Some(mem) = get(m, "memory") {
+        match &mem.kind {
+            YKind::Scalar(Scalar::Int(i)) if *i >= 0 => r.memory = *i as u64,
+            YKind::Scalar(Scalar::Str { value, .. }) => match parse_bytes(value) {
+                Ok(b) => r.memory = b,
+                Err(e) => errs.push(Diagnostic::at(mem.pos, format!("`resources.memory`: {e}"))),
+            },
+            _ => errs.push(Diagnostic::at(mem.pos, format!("`resources.memory` must be a size like 512MiB or 2GiB, found {}", describe(mem)))),
+        }
+    }
+    if let Some(g) = get(m, "gpu") {
+        match g.kind {
+            YKind::Scalar(Scalar::Int(i)) if (0..=1024).contains(&i) => r.gpu = i as u32,
+            _ => errs.push(Diagnostic::at(g.pos, format!("`resources.gpu` must be a whole number of GPUs, found {}", describe(g)))),
+        }
+    }
+    (errs.len() == n0).then_some(r)
+}
+
+fn parse_settings(m: &[(YKey, YValue)], errs: &mut Vec<Diagnostic>) -> NodeSettings {
+    let mut s = NodeSettings::default();
+    if let Some(v) = get(m, "retries") {
+        s.retries = parse_retries(v, errs);
+    }
+    if let Some(v) = get(m, "timeout") {
+        s.timeout = want_duration(v, "`timeout`", errs);
+        if s.timeout == Some(Duration::ZERO) {
+            errs.push(Diagnostic::at(v.pos, "`timeout` must be longer than zero"));
+        }
+    }
+    if let Some(v) = get(m, "resources") {
+        s.resources = parse_resources(v, errs);
+    }
+    if let Some(v) = get(m, "cache") {
+        match v.kind {
+            YKind::Scalar(Scalar::Bool(b)) => s.cache = Some(b),
+            _ => errs.push(Diagnostic::at(v.pos, format!("`cache` must be true or false, found {}", v.type_name()))),
+        }
+    }
+    s
+}
+
+fn is_valid_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn parse_refs(v: &YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Vec<Spanned<String>> {
+    match &v.kind {
+        YKind::Seq(items) => items.iter().filter_map(|i| want_str(i, what, errs)).collect(),
+        _ => want_str(v, what, errs).into_iter().collect(),
+    }
+}
+
+fn parse_node(key: &YKey, v: &YValue, errs: &mut Vec<Diagnostic>) -> NodeSpec {
+    let mut node = NodeSpec {
+        id: Spanned { value: key.name.clone(), pos: key.pos },
+        op: None,
+        inputs: vec![],
+        with: None,
+        after: vec![],
+        settings: NodeSettings::default(),
+        description: None,
+    };
+    if !is_valid_id(&key.name) {
+        errs.push(Diagnostic::at(
+            key.pos,
+            format!("invalid node id `{}`: use letters, digits, `_` and `-` only", key.name),
+        ));
+    }
+    let Some(m) = want_map(v, &format!("node `{}`", key.name), errs) else { return node };
+    check_keys(m, NODE_KEYS, &format!("node `{}`", key.name), errs);
+    match get(m, "op") {
+        Some(op) => node.op = want_str(op, "`op`", errs),
+        None => errs.push(Diagnostic::at(key.pos, format!("node `{}` has no `op`", key.name))),
+    }
+    if let Some(i) = get(m, "in") {
+        if let Some(im) = want_map(i, "`in`", errs) {
+            let mut seen = std::collections::HashSet::new();
+            for (port, refs) in im {
+                if !seen.insert(port.name.as_str()) {
+                    errs.push(Diagnostic::at(port.pos, format!("duplicate input port `{}`", port.name)));
+                    continue;
+                }
+                node.inputs.push(InputSpec {
+                    port: Spanned { value: port.name.clone(), pos: port.pos },
+                    refs: parse_refs(refs, "an input reference `node.port`", errs),
+                });
+            }
+        }
+    }
+    if let Some(w) = get(m, "with") {
+        node.with = Some(w.clone());
+    }
+    if let Some(a) = get(m, "after") {
+        node.after = parse_refs(a, "an `after` entry", errs);
+    }
+    if let Some(d) = get(m, "description") {
+        node.description = want_str(d, "`description`", errs).map(|s| s.value);
+    }
+    node.settings = parse_settings(m, errs);
+    node
+}
+
+/// Parses a DAG file. `overrides` are `--param name=value` pairs from the command line.
+/// Returns the spec (possibly partial) and every problem found.
+pub fn parse(file_stem: &str, source: &str, overrides: &[(String, String)]) -> (Option<DagSpec>, Vec<Diagnostic>) {
+    let mut errs = vec![];
+    let root = match yaml::parse(source) {
+        Ok(v) => v,
+        Err(e) => return (None, vec![e]),
+    };
+    let Some(top) = root.as_map() else {
+        errs.push(Diagnostic::at(root.pos, format!("a DAG file must be a mapping with `nodes:`, found {}", root.type_name())));
+        return (None, errs);
+    };
+    check_keys(top, TOP_KEYS, "the DAG", &mut errs);
+    let name = get(top, "name").and_then(|v| want_str(v, "`name`", &mut errs)).map(|s| s.value);
+    let description = get(top, "description").and_then(|v| want_str(v, "`description`", &mut errs)).map(|s| s.value);
+    let params = params::parse_params(get(top, "params"), overrides, &mut errs);
+    let defaults = match get(top, "defaults") {
+        Some(d) => {
+            let d = params::substitute(d, &params, &mut errs);
+            match want_map(&d, "`defaults`", &mut errs) {
+                Some(m) => {
+                    check_keys(m, DEFAULT_KEYS, "`defaults`", &mut errs);
+                    parse_settings(m, &mut errs)
+                }
+                None => NodeSettings::default(),
+            }
+        }
+        None => NodeSettings::default(),
+    };
+    let mut nodes = vec![];
+    match get(top, "nodes") {
+        None => errs.push(Diagnostic::at(root.pos, "the DAG has no `nodes:`")),
+        Some(n) => {
+            let n = params::substitute(n, &params, &mut errs);
+            if let Some(m) = want_map(&n, "`nodes`", &mut errs) {
+                let mut seen: std::collections::HashMap<&str, Pos> = Default::default();
+                for (k, v) in m {
+                    if let Some(first) = seen.get(k.name.as_str()) {
+                        errs.push(Diagnostic::at(
+                            k.pos,
+                            format!("duplicate node id `{}` (first defined at line {})", k.name, first.line),
+                        ));
+                        continue;
+                    }
+                    seen.insert(&k.name, k.pos);
+                    nodes.push(parse_node(k, v, &mut errs));
+                }
+                if m.is_empty() {
+                    errs.push(Diagnostic::at(n.pos, "`nodes` is empty"));
+                }
+            }
+        }
+    }
+    let spec = DagSpec { name: name.unwrap_or_else(|| file_stem.to_string()), description, params, defaults, nodes };
+    (Some(spec), errs)
+}

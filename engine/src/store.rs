@@ -1,0 +1,428 @@
+//! The artifact store: immutable, content-addressed artifacts on object_store.
+//!
+//! Layout under the store root (a local directory or `s3://bucket/prefix`):
+//!
+//! ```text
+//! artifacts/<digest>/files/<path>   payload, written first
+//! artifacts/<digest>/manifest.json  written last with put-if-absent: the commit point
+//! cache/<cache-key>.json            outputs of a node execution, keyed by its cache key
+//! runs/<run-id>.json                run records (remote stores; local runs live in the state dir)
+//! ```
+//!
+//! An artifact exists once its manifest exists. Readers never look at payload without a
+//! manifest, so a crash between payload and manifest leaves only unreferenced payload, and two
+//! writers of the same content write identical bytes.
+
+use crate::digest::{self, FileEntry};
+use crate::operator::PortType;
+use anyhow::{anyhow, bail, Context, Result};
+use object_store::path::Path as OPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Who produced an artifact.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// Run id.
+    pub run_id: String,
+    /// DAG name.
+    pub dag: String,
+    /// Node id.
+    pub node: String,
+    /// Operator name.
+    pub op: String,
+    /// Operator version.
+    pub op_version: String,
+    /// Canonical config.
+    pub config: serde_json::Value,
+    /// The node execution's cache key.
+    pub cache_key: String,
+    /// Input artifact digests by port.
+    pub inputs: BTreeMap<String, Vec<String>>,
+    /// Trace id of the producing span (hex), if traced.
+    #[serde(default)]
+    pub trace_id: String,
+    /// Span id of the producing node span (hex), if traced.
+    #[serde(default)]
+    pub span_id: String,
+}
+
+/// The committed description of one artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactManifest {
+    /// Content digest.
+    pub digest: String,
+    /// Artifact type.
+    pub kind: PortType,
+    /// Files, sorted by path.
+    pub files: Vec<FileEntry>,
+    /// Total size in bytes.
+    pub size: u64,
+    /// Operator-reported metadata (dataset columns and rows, ...).
+    #[serde(default)]
+    pub meta: serde_json::Value,
+    /// Who produced it first.
+    pub provenance: Provenance,
+    /// When it was committed (RFC 3339).
+    pub created_at: String,
+}
+
+/// A committed output, as recorded in run records and cache entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputRef {
+    /// Content digest.
+    pub digest: String,
+    /// Artifact type.
+    pub kind: PortType,
+    /// Where it lives: a local path for local stores, an `s3://` URI otherwise.
+    pub uri: String,
+    /// Operator-reported metadata.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub meta: serde_json::Value,
+}
+
+/// The outputs of one node execution, stored under its cache key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    /// The cache key.
+    pub cache_key: String,
+    /// Outputs by port.
+    pub outputs: BTreeMap<String, OutputRef>,
+    /// The execution that produced them.
+    pub provenance: Provenance,
+    /// When (RFC 3339).
+    pub created_at: String,
+}
+
+/// An artifact store.
+#[derive(Clone)]
+pub struct ArtifactStore {
+    store: Arc<dyn ObjectStore>,
+    /// The store's URL as given (absolute path for local stores).
+    url: String,
+    /// For local stores, the root directory.
+    local_root: Option<PathBuf>,
+    /// Prefix inside the bucket for remote stores.
+    prefix: String,
+    /// Where remote artifacts are downloaded to.
+    download_dir: PathBuf,
+}
+
+impl std::fmt::Debug for ArtifactStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ArtifactStore({})", self.url)
+    }
+}
+
+/// Settings for S3-compatible stores beyond the standard AWS environment.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct S3Options {
+    /// A custom endpoint (e.g. `http://127.0.0.1:8333`).
+    pub endpoint: Option<String>,
+}
+
+impl ArtifactStore {
+    /// Opens a store: a local directory (created if missing) or `s3://bucket/prefix`.
+    /// `download_dir` holds local copies of remote artifacts.
+    pub fn open(url: &str, s3: &S3Options, download_dir: &Path) -> Result<Self> {
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                bail!("invalid store `{url}`: expected s3://bucket/prefix");
+            }
+            let store = crate::s3::build(bucket, s3)?;
+            return Ok(ArtifactStore {
+                store: Arc::new(store),
+                url: url.trim_end_matches('/').to_string(),
+                local_root: None,
+                prefix: prefix.trim_matches('/').to_string(),
+                download_dir: download_dir.to_path_buf(),
+            });
+        }
+        if url.contains("://") {
+            bail!("unsupported store `{url}`: use a local path or s3://bucket/prefix");
+        }
+        let root = PathBuf::from(url);
+        std::fs::create_dir_all(&root).with_context(|| format!("cannot create store directory {}", root.display()))?;
+        let root = root.canonicalize()?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&root)?;
+        Ok(ArtifactStore {
+            store: Arc::new(store),
+            url: root.display().to_string(),
+            local_root: Some(root),
+            prefix: String::new(),
+            download_dir: download_dir.to_path_buf(),
+        })
+    }
+
+    /// The store's URL (absolute path for local stores).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Whether the store is a local directory.
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
+    fn key(&self, rel: &str) -> OPath {
+        if self.prefix.is_empty() {
+            OPath::from(rel)
+        } else {
+            OPath::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+
+    /// Where an artifact lives, for people: a local path or an `s3://` URI.
+    pub fn artifact_uri(&self, digest: &str) -> String {
+        match &self.local_root {
+            Some(r) => r.join("artifacts").join(digest).join("files").display().to_string(),
+            None => format!("{}/artifacts/{digest}/files", self.url),
+        }
+    }
+
+    fn describe_err(&self, what: &str, e: object_store::Error) -> anyhow::Error {
+        anyhow!("store {}: {what}: {e}", self.url)
+    }
+
+    /// Reads a JSON object; `Ok(None)` if it does not exist.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, rel: &str) -> Result<Option<T>> {
+        match self.store.get(&self.key(rel)).await {
+            Ok(r) => {
+                let bytes = r.bytes().await.map_err(|e| self.describe_err(&format!("reading {rel}"), e))?;
+                let v = serde_json::from_slice(&bytes).with_context(|| format!("store {}: {rel} is not valid JSON", self.url))?;
+                Ok(Some(v))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.describe_err(&format!("reading {rel}"), e)),
+        }
+    }
+
+    /// Writes a JSON object, replacing any previous one.
+    pub async fn put_json<T: Serialize>(&self, rel: &str, v: &T) -> Result<()> {
+        let body = serde_json::to_vec_pretty(v)?;
+        self.store
+            .put(&self.key(rel), PutPayload::from(body))
+            .await
+            .map_err(|e| self.describe_err(&format!("writing {rel}"), e))?;
+        Ok(())
+    }
+
+    /// Writes a JSON object only if none exists. Returns false if one already existed.
+    pub async fn put_json_if_absent<T: Serialize>(&self, rel: &str, v: &T) -> Result<bool> {
+        let body = PutPayload::from(serde_json::to_vec_pretty(v)?);
+        match self.store.put_opts(&self.key(rel), body.clone(), PutMode::Create.into()).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }) => {
+                // The server cannot do conditional writes; content-addressed objects are
+                // identical for every writer, so check-then-write is safe for them.
+                if self.exists(rel).await? {
+                    return Ok(false);
+                }
+                self.store.put(&self.key(rel), body).await.map_err(|e| self.describe_err(&format!("writing {rel}"), e))?;
+                Ok(true)
+            }
+            Err(e) => Err(self.describe_err(&format!("writing {rel}"), e)),
+        }
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, rel: &str) -> Result<bool> {
+        match self.store.head(&self.key(rel)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.describe_err(&format!("checking {rel}"), e)),
+        }
+    }
+
+    /// The manifest of a committed artifact, or `None` if no such artifact is committed.
+    pub async fn manifest(&self, digest: &str) -> Result<Option<ArtifactManifest>> {
+        if !is_digest(digest) {
+            bail!("`{digest}` is not an artifact digest (64 hex characters)");
+        }
+        self.get_json(&format!("artifacts/{digest}/manifest.json")).await
+    }
+
+    /// Commits the files under `dir` as an artifact of type `kind`: payload first, manifest
+    /// last (put-if-absent). Identical content already committed is not written again.
+    /// The directory's files are moved (local stores) or uploaded (remote stores).
+    pub async fn commit_dir(&self, kind: PortType, dir: &Path, meta: serde_json::Value, provenance: Provenance) -> Result<OutputRef> {
+        let d = dir.to_path_buf();
+        let scanned = tokio::task::spawn_blocking(move || digest::scan_dir(&d))
+            .await?
+            .with_context(|| format!("cannot read output directory {}", dir.display()))?;
+        let files: Vec<FileEntry> = scanned.iter().map(|(_, f)| f.clone()).collect();
+        let digest = digest::tree_digest(kind.as_str(), &files);
+        let out = OutputRef { digest: digest.clone(), kind, uri: self.artifact_uri(&digest), meta: meta.clone() };
+        let manifest_key = format!("artifacts/{digest}/manifest.json");
+        if self.exists(&manifest_key).await? {
+            return Ok(out);
+        }
+        for (src, f) in &scanned {
+            self.put_file(src, &format!("artifacts/{digest}/files/{}", f.path)).await?;
+        }
+        if let Some(root) = &self.local_root {
+            // An empty artifact still has a files/ directory to point inputs at.
+            std::fs::create_dir_all(root.join("artifacts").join(&digest).join("files"))?;
+        }
+        let manifest = ArtifactManifest {
+            digest: digest.clone(),
+            kind,
+            size: files.iter().map(|f| f.size).sum(),
+            files,
+            meta,
+            provenance,
+            created_at: now_rfc3339(),
+        };
+        self.put_json_if_absent(&manifest_key, &manifest).await?;
+        Ok(out)
+    }
+
+    async fn put_file(&self, src: &Path, rel: &str) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            let dst = root.join(rel);
+            let src = src.to_path_buf();
+            return tokio::task::spawn_blocking(move || -> Result<()> {
+                std::fs::create_dir_all(dst.parent().expect("has parent"))?;
+                if std::fs::rename(&src, &dst).is_err() {
+                    // Different file systems: copy to a temporary name, then rename.
+                    let tmp = dst.with_extension(format!("tmp-{}", std::process::id()));
+                    std::fs::copy(&src, &tmp).with_context(|| format!("copying {} into the store", src.display()))?;
+                    std::fs::rename(&tmp, &dst)?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        let size = std::fs::metadata(src)?.len();
+        const PART: u64 = 16 << 20;
+        if size <= PART {
+            let data = tokio::fs::read(src).await?;
+            self.store.put(&self.key(rel), PutPayload::from(data)).await.map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
+            return Ok(());
+        }
+        use tokio::io::AsyncReadExt;
+        let upload = self.store.put_multipart(&self.key(rel)).await.map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
+        let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, PART as usize);
+        let mut f = tokio::fs::File::open(src).await?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            w.wait_for_capacity(4).await.map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
+            w.write(&buf[..n]);
+        }
+        w.finish().await.map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
+        Ok(())
+    }
+
+    /// A local directory holding the artifact's files, and its manifest: the store itself for
+    /// local stores, a verified download (kept for later tasks) otherwise.
+    pub async fn materialize(&self, digest: &str) -> Result<(PathBuf, ArtifactManifest)> {
+        let dest = self.download_dir.join(digest);
+        if self.local_root.is_none() {
+            if let Ok(text) = std::fs::read(dest.join("manifest.json")) {
+                if let Ok(m) = serde_json::from_slice::<ArtifactManifest>(&text) {
+                    return Ok((dest.join("files"), m));
+                }
+            }
+        }
+        let manifest = self
+            .manifest(digest)
+            .await?
+            .ok_or_else(|| anyhow!("artifact {digest} is not committed in store {}", self.url))?;
+        if let Some(root) = &self.local_root {
+            return Ok((root.join("artifacts").join(digest).join("files"), manifest));
+        }
+        let tmp = self.download_dir.join(format!(".{digest}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(tmp.join("files"))?;
+        for f in &manifest.files {
+            let rel = format!("artifacts/{digest}/files/{}", f.path);
+            let r = self.store.get(&self.key(&rel)).await.map_err(|e| self.describe_err(&format!("downloading {rel}"), e))?;
+            let bytes = r.bytes().await.map_err(|e| self.describe_err(&format!("downloading {rel}"), e))?;
+            if digest::sha256_hex(&bytes) != f.sha256 {
+                bail!("store {}: {rel} does not match its manifest digest (corrupt or tampered)", self.url);
+            }
+            let p = tmp.join("files").join(&f.path);
+            std::fs::create_dir_all(p.parent().expect("has parent"))?;
+            std::fs::write(&p, &bytes)?;
+        }
+        // The manifest is written last: its presence marks a complete download.
+        std::fs::write(tmp.join("manifest.json"), serde_json::to_vec(&manifest)?)?;
+        match std::fs::rename(&tmp, &dest) {
+            Ok(()) => {}
+            Err(_) if dest.join("manifest.json").exists() => {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok((dest.join("files"), manifest))
+    }
+
+    /// The cache entry for a key, if its outputs are all still committed.
+    pub async fn cache_lookup(&self, key: &str) -> Result<Option<CacheEntry>> {
+        let Some(entry) = self.get_json::<CacheEntry>(&format!("cache/{key}.json")).await? else { return Ok(None) };
+        for o in entry.outputs.values() {
+            if !self.exists(&format!("artifacts/{}/manifest.json", o.digest)).await? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(entry))
+    }
+
+    /// Records the outputs of a node execution under its cache key.
+    pub async fn cache_put(&self, entry: &CacheEntry) -> Result<()> {
+        self.put_json(&format!("cache/{}.json", entry.cache_key), entry).await
+    }
+
+    /// Re-hashes every file of an artifact and compares with its manifest.
+    pub async fn verify(&self, digest: &str) -> Result<()> {
+        if self.local_root.is_none() {
+            // Check the store's bytes, not an earlier download.
+            let _ = std::fs::remove_dir_all(self.download_dir.join(digest));
+        }
+        let (files_dir, m) = self.materialize(digest).await?;
+        for f in &m.files {
+            let (size, sha) = digest::file_sha256(&files_dir.join(&f.path)).with_context(|| format!("artifact {digest}: {}", f.path))?;
+            if size != f.size || sha != f.sha256 {
+                bail!("artifact {digest}: {} does not match its manifest", f.path);
+            }
+        }
+        if digest::tree_digest(m.kind.as_str(), &m.files) != digest {
+            bail!("artifact {digest}: manifest does not hash to its digest");
+        }
+        Ok(())
+    }
+
+    /// Digests of all committed artifacts.
+    pub async fn list_artifacts(&self) -> Result<Vec<String>> {
+        use futures::TryStreamExt;
+        let prefix = self.key("artifacts");
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.describe_err("listing artifacts", e))?;
+        let mut out: Vec<String> = metas
+            .iter()
+            .filter(|m| m.location.filename() == Some("manifest.json"))
+            .filter_map(|m| m.location.parts().rev().nth(1).map(|p| p.as_ref().to_string()))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// Whether `s` looks like an artifact digest.
+pub fn is_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The current time in RFC 3339 with milliseconds, UTC.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

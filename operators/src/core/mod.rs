@@ -1,0 +1,4 @@
+//! General-purpose operators: `noop` and `shell`.
+
+pub mod noop;
+pub mod shell;

@@ -1,0 +1,55 @@
+//! Shared dataset plumbing: a deterministic DataFusion session, and writing a record-batch
+//! stream to one Parquet file with its metadata.
+
+use anyhow::{Context, Result};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::context::SessionContext;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::{DataFrame, SessionConfig};
+use futures::StreamExt;
+use std::path::Path;
+
+/// The file name of a dataset's data inside its artifact.
+pub const DATA_FILE: &str = "data.parquet";
+
+/// A session with one partition, so that row order, and therefore artifact digests, are the
+/// same on every run.
+pub fn session() -> SessionContext {
+    let cfg = SessionConfig::new().with_target_partitions(1).with_batch_size(8192);
+    SessionContext::new_with_config(cfg)
+}
+
+/// Writes a DataFrame to `dir/data.parquet` (zstd), returning the metadata to record:
+/// `{"columns": [...], "schema": [{"name", "type", "nullable"}], "rows": N}`.
+pub async fn write(df: DataFrame, dir: &Path) -> Result<serde_json::Value> {
+    let schema: SchemaRef = df.schema().inner().clone();
+    let mut stream = df.execute_stream().await?;
+    let path = dir.join(DATA_FILE);
+    let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_created_by("zest".into())
+        .build();
+    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+    let mut rows = 0usize;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows();
+        w.write(&batch)?;
+    }
+    w.close()?;
+    Ok(meta(&schema, rows))
+}
+
+/// The metadata recorded for a dataset.
+pub fn meta(schema: &SchemaRef, rows: usize) -> serde_json::Value {
+    let cols: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let fields: Vec<serde_json::Value> = schema
+        .fields()
+        .iter()
+        .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
+        .collect();
+    serde_json::json!({"columns": cols, "schema": fields, "rows": rows})
+}

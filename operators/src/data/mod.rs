@@ -1,0 +1,5 @@
+//! Dataset operators: `data.load` and `data.sql`. Datasets are stored as Parquet.
+
+pub mod dataset;
+pub mod load;
+pub mod sql;

@@ -1,0 +1,184 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// zest: a workflow engine for LLM data and training pipelines.
+#[derive(Parser, Debug)]
+#[command(name = "zest", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Where runs, logs and scratch space live.
+    #[arg(long, global = true, env = "ZEST_STATE_DIR", default_value = ".zest")]
+    pub state: PathBuf,
+    /// The artifact store: a local directory or s3://bucket/prefix [default: the state directory]
+    #[arg(long, global = true, env = "ZEST_STORE")]
+    pub store: Option<String>,
+    /// A custom S3 endpoint for S3-compatible servers (also AWS_ENDPOINT_URL).
+    #[arg(long, global = true, env = "ZEST_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check DAG files without running them (exit 0 when valid, 2 otherwise).
+    Validate {
+        /// DAG files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Override a parameter: NAME=VALUE.
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+    },
+    /// Show what a run would do: per node, whether it would run or is cached, and why.
+    Plan {
+        /// The DAG file.
+        file: PathBuf,
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Ignore cached outputs.
+        #[arg(long)]
+        no_cache: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a DAG.
+    Run {
+        /// The DAG file.
+        file: PathBuf,
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// Finish a failed, cancelled or killed run without re-running its finished nodes.
+    Resume {
+        /// The run id (see `zest runs`).
+        run_id: String,
+        #[command(flatten)]
+        exec: ExecArgs,
+    },
+    /// List runs, newest first; `zest runs show RUN_ID` details one.
+    Runs {
+        #[command(subcommand)]
+        action: Option<RunsAction>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Show at most this many runs.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print the upstream tree of an artifact: a digest, or RUN_ID:node.port.
+    Lineage {
+        /// A digest or RUN_ID:node.port.
+        artifact: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the DAG as a Mermaid or DOT graph.
+    Graph {
+        /// The DAG file.
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+    },
+    /// List operators, or show one's ports and config schema.
+    Ops {
+        /// An operator name.
+        name: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of DAG files (for yaml-language-server and other editors).
+    Schema,
+    /// Inspect the artifact store.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+    /// Node execution, used by executors.
+    #[command(hide = true)]
+    Node {
+        #[command(subcommand)]
+        action: NodeAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsAction {
+    /// Details of one run.
+    Show {
+        /// The run id.
+        run_id: String,
+        /// Machine-readable output (the full run record).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreAction {
+    /// Re-hash every committed artifact (or the given ones) and compare with its manifest.
+    Verify {
+        /// Digests to check (default: all).
+        digests: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeAction {
+    /// Serve tasks on stdin/stdout (started by the local executor).
+    Worker,
+    /// Execute one task described by a JSON file (`-` for stdin) and print the result.
+    Exec {
+        /// The task file.
+        #[arg(long)]
+        task: String,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+/// Options for running.
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    /// CPU cores for nodes [default: this machine's]
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Memory for nodes, e.g. 16GiB [default: this machine's]
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// GPUs for nodes: a count, or a comma-separated list of device indices [default: detected]
+    #[arg(long)]
+    pub gpus: Option<String>,
+    /// Stop everything at the first failed node.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Run every node, ignoring cached outputs.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Write a report: run.json (JSON) or *.xml (JUnit). May be repeated.
+    #[arg(long = "report", value_name = "PATH")]
+    pub reports: Vec<PathBuf>,
+    /// Only print the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}

@@ -1,0 +1,26 @@
+//! The `zest` command line.
+
+mod cli;
+mod commands;
+mod machine;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let registry = zest_operators::registry();
+    // Workers run operators on their own runtime; everything else runs on one here.
+    if let cli::Command::Node { action } = &cli.command {
+        std::process::exit(commands::node(action, &registry));
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zest: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = rt.block_on(commands::dispatch(cli, registry));
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    std::process::exit(code);
+}

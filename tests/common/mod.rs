@@ -1,0 +1,144 @@
+//! Helpers for end-to-end tests of the `zest` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The zest binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zest"))
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch project directory: DAG files are written here and zest runs with it as cwd,
+/// so `.zest/` (state and store) lives inside it.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        Project { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file relative to the project.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A `zest` command running in the project, without tracing.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.current_dir(self.path())
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("TRACEPARENT")
+            .env_remove("ZEST_STORE")
+            .env_remove("ZEST_STATE_DIR")
+            .env("CI", "1");
+        c
+    }
+
+    /// Runs zest with `args`.
+    pub fn zest(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("zest runs")
+    }
+
+    /// Reads a JSON file relative to the project.
+    pub fn json(&self, rel: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+/// stdout + stderr as text, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!("status: {:?}\n--- stdout\n{}\n--- stderr\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// The node entry named `node` in a run.json report.
+pub fn node<'a>(report: &'a serde_json::Value, node: &str) -> &'a serde_json::Value {
+    report["nodes"].as_array().unwrap().iter().find(|n| n["node"] == node).unwrap_or_else(|| panic!("no node {node} in {report}"))
+}
+
+/// Where the test services are installed (`make test-tools`).
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("ZEST_TOOLS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/zest-tools"))
+}
+
+/// A service started by infra/scripts/test-services.sh, stopped by PID when dropped.
+pub struct Service {
+    pub dir: PathBuf,
+    pub name: &'static str,
+    pub env: Vec<(String, String)>,
+}
+
+impl Service {
+    /// Starts `start_<name> DIR ARGS…` from the services script; fails the test with the
+    /// script's output if the service cannot start.
+    pub fn start(name: &'static str, dir: &Path, args: &[String]) -> Service {
+        let bin_ok = match name {
+            "seaweed" => tools_dir().join("venv/bin/weed").exists(),
+            _ => tools_dir().join("bin/otelite").exists(),
+        };
+        assert!(bin_ok, "{name} is not installed under {}: run `make test-tools`", tools_dir().display());
+        let script = repo().join("infra/scripts/test-services.sh");
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!("source '{}' && start_{name} \"$@\"", script.display()))
+            .arg("bash")
+            .arg(dir)
+            .args(args)
+            .env("ZEST_TOOLS_DIR", tools_dir())
+            .output()
+            .expect("bash runs");
+        assert!(out.status.success(), "cannot start {name}:\n{}", text(&out));
+        let env_file = std::fs::read_to_string(dir.join(format!("{name}.env"))).unwrap_or_default();
+        let env = env_file
+            .lines()
+            .filter_map(|l| l.strip_prefix("export "))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string()))
+            .collect();
+        Service { dir: dir.to_path_buf(), name, env }
+    }
+
+    pub fn get(&self, key: &str) -> String {
+        self.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{key} not in {:?}", self.env))
+    }
+
+    pub fn stop(&self) {
+        let script = repo().join("infra/scripts/test-services.sh");
+        let _ = Command::new("bash")
+            .arg("-c")
+            .arg(format!("source '{}' && stop_service \"$1\" \"$2\"", script.display()))
+            .arg("bash")
+            .arg(&self.dir)
+            .arg(self.name)
+            .env("ZEST_TOOLS_DIR", tools_dir())
+            .output();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A port for a test server: below 32768, spread by process id to avoid clashes between
+/// test binaries running at once.
+pub fn port(base: u16, slot: u16) -> u16 {
+    base + (std::process::id() % 97) as u16 * 20 + slot
+}
