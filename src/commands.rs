@@ -1,6 +1,8 @@
 //! The commands behind each verb.
 
-use crate::cli::{Cli, Command, ExecArgs, GraphFormat, Global, NodeAction, RunsAction, StoreAction};
+use crate::cli::{
+    Cli, Command, ExecArgs, Global, GraphFormat, NodeAction, RunsAction, StoreAction,
+};
 use crate::machine;
 use std::path::Path;
 
@@ -66,16 +68,24 @@ fn report_diags(d: &Diagnostics) {
 }
 
 fn store_url(g: &Global) -> String {
-    g.store.clone().unwrap_or_else(|| g.state.display().to_string())
+    g.store
+        .clone()
+        .unwrap_or_else(|| g.state.display().to_string())
 }
 
 fn open_store(g: &Global, url: &str) -> anyhow::Result<(ArtifactStore, StoreConfig)> {
-    let s3 = S3Options { endpoint: g.s3_endpoint.clone() };
+    let s3 = S3Options {
+        endpoint: g.s3_endpoint.clone(),
+    };
     std::fs::create_dir_all(&g.state)?;
     let state = g.state.canonicalize()?;
     let download_dir = state.join("downloads");
     let store = ArtifactStore::open(url, &s3, &download_dir)?;
-    let cfg = StoreConfig { url: store.url().to_string(), s3, download_dir };
+    let cfg = StoreConfig {
+        url: store.url().to_string(),
+        s3,
+        download_dir,
+    };
     Ok((store, cfg))
 }
 
@@ -84,19 +94,41 @@ pub async fn dispatch(cli: Cli, registry: Registry) -> i32 {
     let g = cli.global.clone();
     match cli.command {
         Command::Validate { files, params } => validate(&files, &params, &registry),
-        Command::Plan { file, params, no_cache, json } => plan_cmd(&g, &file, &params, no_cache, json, &registry).await,
+        Command::Plan {
+            file,
+            params,
+            no_cache,
+            json,
+        } => plan_cmd(&g, &file, &params, no_cache, json, &registry).await,
         Command::Run { file, params, exec } => run_cmd(&g, &file, &params, &exec, &registry).await,
         Command::Resume { run_id, exec } => resume_cmd(&g, &run_id, &exec, &registry).await,
-        Command::Runs { action: None, json, limit } => runs_list(&g, json, limit),
-        Command::Runs { action: Some(RunsAction::Show { run_id, json }), .. } => runs_show(&g, &run_id, json),
+        Command::Runs {
+            action: None,
+            json,
+            limit,
+        } => runs_list(&g, json, limit),
+        Command::Runs {
+            action: Some(RunsAction::Show { run_id, json }),
+            ..
+        } => runs_show(&g, &run_id, json),
         Command::Lineage { artifact, json } => lineage_cmd(&g, &artifact, json).await,
-        Command::Graph { file, format, params } => graph_cmd(&file, format, &params, &registry),
+        Command::Graph {
+            file,
+            format,
+            params,
+        } => graph_cmd(&file, format, &params, &registry),
         Command::Ops { name, json } => ops_cmd(name.as_deref(), json, &registry),
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&zest_engine::schema::dag_schema(&registry)).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&zest_engine::schema::dag_schema(&registry))
+                    .unwrap_or_default()
+            );
             OK
         }
-        Command::Store { action: StoreAction::Verify { digests } } => verify_cmd(&g, digests).await,
+        Command::Store {
+            action: StoreAction::Verify { digests },
+        } => verify_cmd(&g, digests).await,
         Command::Node { .. } => unreachable!("handled in main"),
     }
 }
@@ -123,8 +155,14 @@ fn validate(files: &[std::path::PathBuf], params: &[String], registry: &Registry
     code
 }
 
-fn exec_options(g: &Global, a: &ExecArgs, store_override: Option<&str>) -> Result<ExecOptions, String> {
-    let url = store_override.map(str::to_string).unwrap_or_else(|| store_url(g));
+fn exec_options(
+    g: &Global,
+    a: &ExecArgs,
+    store_override: Option<&str>,
+) -> Result<ExecOptions, String> {
+    let url = store_override
+        .map(str::to_string)
+        .unwrap_or_else(|| store_url(g));
     let (store, store_cfg) = open_store(g, &url).map_err(|e| format!("{e:#}"))?;
     let cpus = a.cpus.unwrap_or_else(machine::cpus);
     if !(cpus > 0.0) {
@@ -152,7 +190,13 @@ fn exec_options(g: &Global, a: &ExecArgs, store_override: Option<&str>) -> Resul
     })
 }
 
-async fn run_cmd(g: &Global, file: &Path, params: &[String], a: &ExecArgs, registry: &Registry) -> i32 {
+async fn run_cmd(
+    g: &Global,
+    file: &Path,
+    params: &[String],
+    a: &ExecArgs,
+    registry: &Registry,
+) -> i32 {
     let plan = match compile_with(file, params, registry) {
         Ok(p) => p,
         Err(c) => return c,
@@ -166,7 +210,12 @@ async fn run_cmd(g: &Global, file: &Path, params: &[String], a: &ExecArgs, regis
             return INVALID;
         }
     };
-    let start = Start::New { run_id: run::new_run_id(), dag_file: file.display().to_string(), source, overrides };
+    let start = Start::New {
+        run_id: run::new_run_id(),
+        dag_file: file.display().to_string(),
+        source,
+        overrides,
+    };
     drive(&plan, start, &opts, a).await
 }
 
@@ -197,7 +246,10 @@ async fn resume_cmd(g: &Global, run_id: &str, a: &ExecArgs, registry: &Registry)
             return INVALID;
         }
     };
-    let overrides: Vec<(String, String)> = std::fs::read(dir.overrides()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let overrides: Vec<(String, String)> = std::fs::read(dir.overrides())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     let plan = match compile_source(&rec.dag_file, &source, &overrides, registry) {
         Ok(p) => p,
         Err(d) => {
@@ -259,10 +311,29 @@ async fn drive(plan: &Plan, start: Start, opts: &ExecOptions, a: &ExecArgs) -> i
 }
 
 fn print_summary(rec: &RunRecord, took: std::time::Duration, dir: &run::RunDir) {
-    let counts: Vec<String> = rec.counts().iter().map(|(k, v)| format!("{v} {k}")).collect();
-    println!("run {} {} in {}: {}", rec.run_id, rec.status.as_str(), format_duration(took), counts.join(", "));
-    for n in rec.nodes.iter().filter(|n| n.status == zest_engine::run::NodeStatus::Failed) {
-        println!("  failed: {} ({}): {}", n.node, n.op, n.error.as_deref().unwrap_or(""));
+    let counts: Vec<String> = rec
+        .counts()
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    println!(
+        "run {} {} in {}: {}",
+        rec.run_id,
+        rec.status.as_str(),
+        format_duration(took),
+        counts.join(", ")
+    );
+    for n in rec
+        .nodes
+        .iter()
+        .filter(|n| n.status == zest_engine::run::NodeStatus::Failed)
+    {
+        println!(
+            "  failed: {} ({}): {}",
+            n.node,
+            n.op,
+            n.error.as_deref().unwrap_or("")
+        );
         println!("          log: {}", dir.log(&n.node).display());
     }
     if rec.status != RunStatus::Succeeded {
@@ -270,7 +341,14 @@ fn print_summary(rec: &RunRecord, took: std::time::Duration, dir: &run::RunDir) 
     }
 }
 
-async fn plan_cmd(g: &Global, file: &Path, params: &[String], no_cache: bool, json: bool, registry: &Registry) -> i32 {
+async fn plan_cmd(
+    g: &Global,
+    file: &Path,
+    params: &[String],
+    no_cache: bool,
+    json: bool,
+    registry: &Registry,
+) -> i32 {
     let plan = match compile_with(file, params, registry) {
         Ok(p) => p,
         Err(c) => return c,
@@ -282,7 +360,8 @@ async fn plan_cmd(g: &Global, file: &Path, params: &[String], no_cache: bool, js
             return INVALID;
         }
     };
-    let mut known: std::collections::HashMap<String, std::collections::BTreeMap<String, String>> = Default::default();
+    let mut known: std::collections::HashMap<String, std::collections::BTreeMap<String, String>> =
+        Default::default();
     let mut rows = vec![];
     for ix in &plan.order {
         let n = &plan.graph[*ix];
@@ -306,14 +385,39 @@ async fn plan_cmd(g: &Global, file: &Path, params: &[String], no_cache: bool, js
         } else {
             let key = scheduler::cache_key(n, &inputs);
             if !n.cache || no_cache {
-                ("run", if no_cache { "--no-cache".to_string() } else { "cache: false".to_string() }, Some(key))
+                (
+                    "run",
+                    if no_cache {
+                        "--no-cache".to_string()
+                    } else {
+                        "cache: false".to_string()
+                    },
+                    Some(key),
+                )
             } else {
                 match store.cache_lookup(&key).await {
                     Ok(Some(e)) => {
-                        known.insert(n.id.clone(), e.outputs.iter().map(|(p, o)| (p.clone(), o.digest.clone())).collect());
-                        ("cached", format!("outputs from run {} ({})", e.provenance.run_id, e.provenance.node), Some(key))
+                        known.insert(
+                            n.id.clone(),
+                            e.outputs
+                                .iter()
+                                .map(|(p, o)| (p.clone(), o.digest.clone()))
+                                .collect(),
+                        );
+                        (
+                            "cached",
+                            format!(
+                                "outputs from run {} ({})",
+                                e.provenance.run_id, e.provenance.node
+                            ),
+                            Some(key),
+                        )
                     }
-                    Ok(None) => ("run", "no cached outputs for this cache key".to_string(), Some(key)),
+                    Ok(None) => (
+                        "run",
+                        "no cached outputs for this cache key".to_string(),
+                        Some(key),
+                    ),
                     Err(e) => {
                         eprintln!("zest: {e:#}");
                         return INVALID;
@@ -350,7 +454,11 @@ fn runs_list(g: &Global, json: bool, limit: usize) -> i32 {
             return INVALID;
         }
     };
-    let recs: Vec<RunRecord> = ids.iter().take(limit).filter_map(|id| run::load_run(&g.state, id).ok()).collect();
+    let recs: Vec<RunRecord> = ids
+        .iter()
+        .take(limit)
+        .filter_map(|id| run::load_run(&g.state, id).ok())
+        .collect();
     if json {
         let v: Vec<serde_json::Value> = recs
             .iter()
@@ -359,10 +467,20 @@ fn runs_list(g: &Global, json: bool, limit: usize) -> i32 {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return OK;
     }
-    println!("{:22}  {:20}  {:11}  {:24}  NODES", "RUN", "DAG", "STATUS", "STARTED");
+    println!(
+        "{:22}  {:20}  {:11}  {:24}  NODES",
+        "RUN", "DAG", "STATUS", "STARTED"
+    );
     for r in &recs {
         let counts: Vec<String> = r.counts().iter().map(|(k, v)| format!("{v} {k}")).collect();
-        println!("{:22}  {:20}  {:11}  {:24}  {}", r.run_id, r.dag, r.status.as_str(), r.started_at, counts.join(", "));
+        println!(
+            "{:22}  {:20}  {:11}  {:24}  {}",
+            r.run_id,
+            r.dag,
+            r.status.as_str(),
+            r.started_at,
+            counts.join(", ")
+        );
     }
     OK
 }
@@ -379,7 +497,16 @@ fn runs_show(g: &Global, run_id: &str, json: bool) -> i32 {
         println!("{}", serde_json::to_string_pretty(&rec).unwrap_or_default());
         return OK;
     }
-    println!("run      {}\ndag      {} ({})\nstatus   {}\nstarted  {}\nended    {}\nstore    {}", rec.run_id, rec.dag, rec.dag_file, rec.status.as_str(), rec.started_at, rec.ended_at.as_deref().unwrap_or("-"), rec.store);
+    println!(
+        "run      {}\ndag      {} ({})\nstatus   {}\nstarted  {}\nended    {}\nstore    {}",
+        rec.run_id,
+        rec.dag,
+        rec.dag_file,
+        rec.status.as_str(),
+        rec.started_at,
+        rec.ended_at.as_deref().unwrap_or("-"),
+        rec.store
+    );
     if let Some(t) = &rec.trace_id {
         println!("trace    {t}");
     }
@@ -389,8 +516,18 @@ fn runs_show(g: &Global, run_id: &str, json: bool) -> i32 {
     println!();
     let dir = run::RunDir::new(&g.state, run_id);
     for n in &rec.nodes {
-        let dur = n.duration_s.map(|d| format_duration(std::time::Duration::from_secs_f64(d.max(0.0)))).unwrap_or_default();
-        println!("{:10} {} ({})  attempts {}  {}", n.status.as_str(), n.node, n.op, n.attempts.len(), dur);
+        let dur = n
+            .duration_s
+            .map(|d| format_duration(std::time::Duration::from_secs_f64(d.max(0.0))))
+            .unwrap_or_default();
+        println!(
+            "{:10} {} ({})  attempts {}  {}",
+            n.status.as_str(),
+            n.node,
+            n.op,
+            n.attempts.len(),
+            dur
+        );
         for (p, o) in &n.outputs {
             println!("             {p}: {} {}", o.digest, o.uri);
         }
@@ -415,7 +552,9 @@ async fn lineage_cmd(g: &Global, artifact: &str, json: bool) -> i32 {
         }
     };
     let url = match artifact.split_once(':') {
-        Some((run_id, _)) if g.store.is_none() => run::load_run(&g.state, run_id).map(|r| r.store).unwrap_or_else(|_| store_url(g)),
+        Some((run_id, _)) if g.store.is_none() => run::load_run(&g.state, run_id)
+            .map(|r| r.store)
+            .unwrap_or_else(|_| store_url(g)),
         _ => store_url(g),
     };
     let (store, _) = match open_store(g, &url) {
@@ -427,7 +566,10 @@ async fn lineage_cmd(g: &Global, artifact: &str, json: bool) -> i32 {
     };
     match zest_engine::lineage::trace(&store, &digest).await {
         Ok(tree) if json => {
-            println!("{}", serde_json::to_string_pretty(&tree).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&tree).unwrap_or_default()
+            );
             OK
         }
         Ok(tree) => {
@@ -444,7 +586,14 @@ async fn lineage_cmd(g: &Global, artifact: &str, json: bool) -> i32 {
 fn graph_cmd(file: &Path, format: GraphFormat, params: &[String], registry: &Registry) -> i32 {
     match compile_with(file, params, registry) {
         Ok(p) => {
-            print!("{}", if format == GraphFormat::Dot { zest_engine::graph::dot(&p) } else { zest_engine::graph::mermaid(&p) });
+            print!(
+                "{}",
+                if format == GraphFormat::Dot {
+                    zest_engine::graph::dot(&p)
+                } else {
+                    zest_engine::graph::mermaid(&p)
+                }
+            );
             OK
         }
         Err(c) => c,
@@ -465,13 +614,14 @@ fn ops_cmd(name: Option<&str>, json: bool, registry: &Registry) -> i32 {
         return OK;
     };
     let Some(op) = registry.get(name) else {
-        let help = zest_engine::diag::did_you_mean(name, registry.names()).map(|h| format!(" ({h})")).unwrap_or_default();
+        let help = zest_engine::diag::did_you_mean(name, registry.names())
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default();
         eprintln!("zest: unknown operator `{name}`{help}");
         return INVALID;
     };
     let schema = op.config_schema();
-    let default_cfg = op.parse_config(&serde_json::json!({})).ok();
-    let ports = default_cfg.and_then(|c| op.ports(&c).ok());
+    let ports = op.ports(None).ok();
     if json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"name": op.name(), "version": op.version(), "description": op.description(), "ports": ports, "config_schema": schema})).unwrap_or_default());
         return OK;
@@ -480,7 +630,14 @@ fn ops_cmd(name: Option<&str>, json: bool, registry: &Registry) -> i32 {
     if let Some(p) = ports {
         println!("inputs:");
         for i in &p.inputs {
-            println!("  {} ({}{}){}  {}", i.name, i.ty, if i.many { ", many" } else { "" }, if i.required { "" } else { " optional" }, i.help);
+            println!(
+                "  {} ({}{}){}  {}",
+                i.name,
+                i.ty,
+                if i.many { ", many" } else { "" },
+                if i.required { "" } else { " optional" },
+                i.help
+            );
         }
         if let Some(t) = p.other_inputs {
             println!("  <any name> ({t}, many)");
@@ -495,7 +652,10 @@ fn ops_cmd(name: Option<&str>, json: bool, registry: &Registry) -> i32 {
     } else {
         println!("ports depend on the config");
     }
-    println!("\nconfig (`with:`), JSON Schema:\n{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
+    println!(
+        "\nconfig (`with:`), JSON Schema:\n{}",
+        serde_json::to_string_pretty(&schema).unwrap_or_default()
+    );
     OK
 }
 
@@ -532,4 +692,3 @@ async fn verify_cmd(g: &Global, digests: Vec<String>) -> i32 {
         OK
     }
 }
-

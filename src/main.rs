@@ -13,7 +13,10 @@ fn main() {
     if let cli::Command::Node { action } = &cli.command {
         std::process::exit(commands::node(action, &registry));
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("zest: cannot start the runtime: {e}");

@@ -42,7 +42,14 @@ fn manifest(p: &Project, digest: &str) -> serde_json::Value {
 #[test]
 fn runs_then_hits_the_cache_with_reports() {
     let p = pipeline_project();
-    let o = p.zest(&["run", "dag.yaml", "--report", "run.json", "--report", "junit.xml"]);
+    let o = p.zest(&[
+        "run",
+        "dag.yaml",
+        "--report",
+        "run.json",
+        "--report",
+        "junit.xml",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let r = p.json("run.json");
     assert_eq!(r["status"], "succeeded");
@@ -53,13 +60,21 @@ fn runs_then_hits_the_cache_with_reports() {
     let short = &node(&r, "short")["outputs"]["data"];
     let digest = short["digest"].as_str().unwrap();
     let uri = short["uri"].as_str().unwrap();
-    assert!(std::path::Path::new(uri).join("data.parquet").exists(), "uri {uri} is a local path");
+    assert!(
+        std::path::Path::new(uri).join("data.parquet").exists(),
+        "uri {uri} is a local path"
+    );
     let m = manifest(&p, digest);
-    assert_eq!(m["meta"]["rows"], 2, "two texts are shorter than 40 characters: {m}");
+    assert_eq!(
+        m["meta"]["rows"], 2,
+        "two texts are shorter than 40 characters: {m}"
+    );
     assert_eq!(m["meta"]["columns"], serde_json::json!(["id", "text"]));
     assert_eq!(m["provenance"]["node"], "short");
     assert_eq!(m["provenance"]["op"], "data.sql");
-    let load_digest = node(&r, "load")["outputs"]["data"]["digest"].as_str().unwrap();
+    let load_digest = node(&r, "load")["outputs"]["data"]["digest"]
+        .as_str()
+        .unwrap();
     assert_eq!(m["provenance"]["inputs"]["docs"][0], load_digest);
     let junit = std::fs::read_to_string(p.path().join("junit.xml")).unwrap();
     assert!(junit.contains("tests=\"3\" failures=\"0\""), "{junit}");
@@ -74,12 +89,21 @@ fn runs_then_hits_the_cache_with_reports() {
     assert_eq!(node(&r2, "short")["outputs"]["data"]["digest"], digest);
 
     // A new parameter value changes the cache key downstream of the change only.
-    let o = p.zest(&["run", "dag.yaml", "--param", "max_len=100", "--report", "run3.json"]);
+    let o = p.zest(&[
+        "run",
+        "dag.yaml",
+        "--param",
+        "max_len=100",
+        "--report",
+        "run3.json",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let r3 = p.json("run3.json");
     assert_eq!(node(&r3, "load")["status"], "cached");
     assert_eq!(node(&r3, "short")["status"], "succeeded");
-    let d3 = node(&r3, "short")["outputs"]["data"]["digest"].as_str().unwrap();
+    let d3 = node(&r3, "short")["outputs"]["data"]["digest"]
+        .as_str()
+        .unwrap();
     assert_eq!(manifest(&p, d3)["meta"]["rows"], 3);
 
     // --no-cache runs everything again and produces identical artifacts.
@@ -94,7 +118,13 @@ fn runs_then_hits_the_cache_with_reports() {
     let o = p.zest(&["lineage", &format!("{run_id}:count.out")]);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    for needle in ["node `count` (shell", "node `short` (data.sql", "node `load` (data.load", "d ← ", "docs ← "] {
+    for needle in [
+        "node `count` (shell",
+        "node `short` (data.sql",
+        "node `load` (data.load",
+        "d ← ",
+        "docs ← ",
+    ] {
         assert!(out.contains(needle), "lineage lacks `{needle}`:\n{out}");
     }
     let o = p.zest(&["lineage", digest, "--json"]);
@@ -107,11 +137,21 @@ fn runs_then_hits_the_cache_with_reports() {
     assert_eq!(runs.as_array().unwrap().len(), 4);
     assert_eq!(runs[3]["run_id"], run_id, "newest first");
     let o = p.zest(&["runs", "show", run_id]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("succeeded  short (data.sql)"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("succeeded  short (data.sql)"),
+        "{}",
+        text(&o)
+    );
 
     let o = p.zest(&["plan", "dag.yaml", "--json"]);
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(plan.as_array().unwrap().iter().all(|n| n["action"] == "cached"), "{plan}");
+    assert!(
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["action"] == "cached"),
+        "{plan}"
+    );
     let o = p.zest(&["plan", "dag.yaml", "--param", "max_len=7"]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("no cached outputs"), "{out}");
@@ -143,11 +183,23 @@ fn retries_with_backoff_until_success() {
     let rec: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let attempts = rec["nodes"][0]["attempts"].as_array().unwrap();
     assert_eq!(attempts[0]["outcome"], "failed");
-    assert!(attempts[0]["error"].as_str().unwrap().contains("exited with code 7"), "{rec}");
-    assert!(attempts[0]["error"].as_str().unwrap().contains("not yet"), "{rec}");
+    assert!(
+        attempts[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 7"),
+        "{rec}"
+    );
+    assert!(
+        attempts[0]["error"].as_str().unwrap().contains("not yet"),
+        "{rec}"
+    );
     assert_eq!(attempts[2]["outcome"], "succeeded");
     let log = std::fs::read_to_string(n["log"].as_str().unwrap()).unwrap();
-    assert!(log.contains("attempt 1") && log.contains("attempt 3"), "{log}");
+    assert!(
+        log.contains("attempt 1") && log.contains("attempt 3"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -159,7 +211,10 @@ fn crashing_nodes_fail_alone() {
 nodes:
   segv:
     op: shell
-    with: {run: "kill -SEGV $PPID; sleep 10"}
+    # The worker's first SIGSEGV only resets Rust's stack-overflow handler (a signal sent
+    # with kill, unlike a faulting instruction, does not come back by itself); the second
+    # one kills it the way a real segfault does.
+    with: {run: "kill -SEGV $PPID; sleep 0.3; kill -SEGV $PPID; sleep 10"}
   abort:
     op: shell
     with: {run: "kill -ABRT $PPID; sleep 10"}
@@ -177,15 +232,40 @@ nodes:
     in: {x: independent.out}
 "#,
     );
-    let o = p.zest(&["run", "dag.yaml", "--report", "run.json", "--report", "junit.xml"]);
+    let o = p.zest(&[
+        "run",
+        "dag.yaml",
+        "--report",
+        "run.json",
+        "--report",
+        "junit.xml",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let r = p.json("run.json");
     assert_eq!(r["status"], "failed");
     let segv = node(&r, "segv");
     assert_eq!(segv["status"], "failed");
-    assert!(segv["error"].as_str().unwrap().contains("signal 11 (SIGSEGV"), "{segv}");
-    assert!(node(&r, "abort")["error"].as_str().unwrap().contains("SIGABRT"), "{r}");
-    assert!(node(&r, "oom")["error"].as_str().unwrap().contains("SIGKILL"), "{r}");
+    assert!(
+        segv["error"]
+            .as_str()
+            .unwrap()
+            .contains("signal 11 (SIGSEGV"),
+        "{segv}"
+    );
+    assert!(
+        node(&r, "abort")["error"]
+            .as_str()
+            .unwrap()
+            .contains("SIGABRT"),
+        "{r}"
+    );
+    assert!(
+        node(&r, "oom")["error"]
+            .as_str()
+            .unwrap()
+            .contains("SIGKILL"),
+        "{r}"
+    );
     assert_eq!(node(&r, "after_segv")["status"], "skipped");
     assert_eq!(node(&r, "independent")["status"], "succeeded");
     assert_eq!(node(&r, "downstream")["status"], "succeeded");
@@ -193,7 +273,10 @@ nodes:
     assert!(junit.contains("failures=\"3\""), "{junit}");
     assert!(junit.contains("name=\"segv\""), "{junit}");
     assert!(junit.contains("SIGSEGV"), "{junit}");
-    assert!(junit.contains("<skipped message=\"skipped: upstream node `segv` failed\"/>"), "{junit}");
+    assert!(
+        junit.contains("<skipped message=\"skipped: upstream node `segv` failed\"/>"),
+        "{junit}"
+    );
 }
 
 #[test]
@@ -207,21 +290,43 @@ fn operator_panic_and_errors_are_reported() {
     let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let r = p.json("run.json");
-    assert!(node(&r, "missing")["error"].as_str().unwrap().contains("`nothing/*.jsonl` matches no files"), "{r}");
+    assert!(
+        node(&r, "missing")["error"]
+            .as_str()
+            .unwrap()
+            .contains("`nothing/*.jsonl` matches no files"),
+        "{r}"
+    );
     let e = node(&r, "corrupt")["error"].as_str().unwrap();
-    assert!(e.contains("bad.jsonl") && e.to_lowercase().contains("json"), "{e}");
+    assert!(
+        e.contains("bad.jsonl") && e.to_lowercase().contains("json"),
+        "{e}"
+    );
 }
 
 #[test]
 fn timeout_kills_the_node() {
     let p = Project::new();
-    p.write("dag.yaml", "nodes:\n  slow:\n    op: shell\n    timeout: 1s\n    with: {run: \"sleep 60\"}\n");
+    p.write(
+        "dag.yaml",
+        "nodes:\n  slow:\n    op: shell\n    timeout: 1s\n    with: {run: \"sleep 60\"}\n",
+    );
     let t = Instant::now();
     let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(t.elapsed() < Duration::from_secs(20), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
     let r = p.json("run.json");
-    assert!(node(&r, "slow")["error"].as_str().unwrap().contains("timed out after 1.0s"), "{r}");
+    assert!(
+        node(&r, "slow")["error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 1.0s"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -229,7 +334,15 @@ fn fail_fast_cancels_the_rest() {
     let p = Project::new();
     p.write("dag.yaml", "nodes:\n  bad:\n    op: shell\n    with: {run: \"exit 3\"}\n  slow:\n    op: shell\n    with: {run: \"sleep 30\"}\n  later:\n    op: noop\n    in: {x: slow.out}\n");
     let t = Instant::now();
-    let o = p.zest(&["run", "dag.yaml", "--fail-fast", "--cpus", "2", "--report", "run.json"]);
+    let o = p.zest(&[
+        "run",
+        "dag.yaml",
+        "--fail-fast",
+        "--cpus",
+        "2",
+        "--report",
+        "run.json",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(t.elapsed() < Duration::from_secs(20));
     let r = p.json("run.json");
@@ -248,13 +361,21 @@ fn gpu_nodes_get_their_own_devices() {
     let o = p.zest(&["run", "dag.yaml", "--gpus", "1", "--report", "run.json"]);
     assert!(o.status.success(), "{}", text(&o));
     let r = p.json("run.json");
-    let read = |n: &str| std::fs::read_to_string(format!("{}/dev", node(&r, n)["outputs"]["out"]["uri"].as_str().unwrap())).unwrap();
+    let read = |n: &str| {
+        std::fs::read_to_string(format!(
+            "{}/dev",
+            node(&r, n)["outputs"]["out"]["uri"].as_str().unwrap()
+        ))
+        .unwrap()
+    };
     assert_eq!(read("g").trim(), "[0]");
     assert_eq!(read("c").trim(), "[]");
     // A node needing more than the machine has is refused before anything runs.
     let o = p.zest(&["run", "dag.yaml", "--gpus", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("node `g` needs 1 GPU(s) but the run has 0"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("node `g` needs 1 GPU(s) but the run has 0")
+    );
 }
 
 const CHAIN: &str = r#"
@@ -291,16 +412,28 @@ fn chain_project() -> Project {
 
 fn journal_successes(p: &Project) -> (Option<String>, usize) {
     let runs = p.path().join("work/.zest/runs");
-    let Ok(mut rd) = std::fs::read_dir(&runs) else { return (None, 0) };
-    let Some(Ok(e)) = rd.next() else { return (None, 0) };
+    let Ok(mut rd) = std::fs::read_dir(&runs) else {
+        return (None, 0);
+    };
+    let Some(Ok(e)) = rd.next() else {
+        return (None, 0);
+    };
     let j = std::fs::read_to_string(e.path().join("journal.jsonl")).unwrap_or_default();
-    (Some(e.file_name().to_string_lossy().into_owned()), j.matches("\"e\":\"node_succeeded\"").count())
+    (
+        Some(e.file_name().to_string_lossy().into_owned()),
+        j.matches("\"e\":\"node_succeeded\"").count(),
+    )
 }
 
 #[test]
 fn kill_9_then_resume_finishes_without_rerunning() {
     let p = chain_project();
-    let mut child = p.cmd().current_dir(p.path().join("work")).args(["run", "dag.yaml"]).spawn().unwrap();
+    let mut child = p
+        .cmd()
+        .current_dir(p.path().join("work"))
+        .args(["run", "dag.yaml"])
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let run_id = loop {
         let (id, n) = journal_successes(&p);
@@ -315,14 +448,25 @@ fn kill_9_then_resume_finishes_without_rerunning() {
     }
     let _ = child.wait();
     let work = p.path().join("work");
-    let runs = p.cmd().current_dir(&work).args(["runs", "--json"]).output().unwrap();
+    let runs = p
+        .cmd()
+        .current_dir(&work)
+        .args(["runs", "--json"])
+        .output()
+        .unwrap();
     let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
     assert_eq!(runs[0]["status"], "interrupted", "{runs}");
     let (_, done_before) = journal_successes(&p);
 
-    let o = p.cmd().current_dir(&work).args(["resume", &run_id, "--report", "run.json"]).output().unwrap();
+    let o = p
+        .cmd()
+        .current_dir(&work)
+        .args(["resume", &run_id, "--report", "run.json"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(work.join("run.json")).unwrap()).unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(work.join("run.json")).unwrap()).unwrap();
     assert_eq!(r["run_id"], run_id);
     assert_eq!(r["status"], "succeeded");
     // Each finished node ran exactly once; only the node in flight at the kill ran twice.
@@ -330,28 +474,55 @@ fn kill_9_then_resume_finishes_without_rerunning() {
     for (i, name) in ["a", "b", "c", "d", "e"].iter().enumerate() {
         let times = marks.lines().filter(|l| l == name).count();
         if i < done_before {
-            assert_eq!(times, 1, "node {name} finished before the kill but ran {times} times:\n{marks}");
+            assert_eq!(
+                times, 1,
+                "node {name} finished before the kill but ran {times} times:\n{marks}"
+            );
         } else {
-            assert!((1..=2).contains(&times), "node {name} ran {times} times:\n{marks}");
+            assert!(
+                (1..=2).contains(&times),
+                "node {name} ran {times} times:\n{marks}"
+            );
         }
     }
-    let final_digest = node(&r, "e")["outputs"]["out"]["digest"].as_str().unwrap().to_string();
-    let v = std::fs::read_to_string(format!("{}/v", node(&r, "e")["outputs"]["out"]["uri"].as_str().unwrap())).unwrap();
+    let final_digest = node(&r, "e")["outputs"]["out"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = std::fs::read_to_string(format!(
+        "{}/v",
+        node(&r, "e")["outputs"]["out"]["uri"].as_str().unwrap()
+    ))
+    .unwrap();
     assert_eq!(v, "alpha\nbeta\ngamma\ndelta\nepsilon\n");
 
     // The same DAG, uninterrupted, in a fresh project: identical final output.
     let q = chain_project();
-    let o = q.cmd().current_dir(q.path().join("work")).args(["run", "dag.yaml", "--report", "run.json"]).output().unwrap();
+    let o = q
+        .cmd()
+        .current_dir(q.path().join("work"))
+        .args(["run", "dag.yaml", "--report", "run.json"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let r2: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(q.path().join("work/run.json")).unwrap()).unwrap();
-    assert_eq!(node(&r2, "e")["outputs"]["out"]["digest"].as_str().unwrap(), final_digest);
+    let r2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(q.path().join("work/run.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        node(&r2, "e")["outputs"]["out"]["digest"].as_str().unwrap(),
+        final_digest
+    );
 }
 
 #[test]
 fn ctrl_c_cancels_cleanly_and_keeps_finished_artifacts() {
     let p = Project::new();
     p.write("dag.yaml", "nodes:\n  quick:\n    op: shell\n    with: {run: \"echo done > $ZEST_OUT/x\"}\n  slow:\n    op: shell\n    in: {x: quick.out}\n    with: {run: \"sleep 60\"}\n");
-    let mut child = p.cmd().args(["run", "dag.yaml", "--report", "run.json"]).spawn().unwrap();
+    let mut child = p
+        .cmd()
+        .args(["run", "dag.yaml", "--report", "run.json"])
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let runs = p.path().join(".zest/runs");
@@ -378,17 +549,40 @@ fn ctrl_c_cancels_cleanly_and_keeps_finished_artifacts() {
     assert_eq!(node(&r, "quick")["status"], "succeeded");
     assert_eq!(node(&r, "slow")["status"], "cancelled");
     let quick = node(&r, "quick")["outputs"]["out"]["uri"].as_str().unwrap();
-    assert_eq!(std::fs::read_to_string(format!("{quick}/x")).unwrap(), "done\n");
+    assert_eq!(
+        std::fs::read_to_string(format!("{quick}/x")).unwrap(),
+        "done\n"
+    );
 }
 
 #[test]
 fn concurrent_runs_share_one_store_safely() {
     let p = pipeline_project();
-    let mut kids: Vec<_> = (0..3).map(|i| p.cmd().args(["run", "dag.yaml", "--no-cache", "--report", &format!("r{i}.json")]).spawn().unwrap()).collect();
+    let mut kids: Vec<_> = (0..3)
+        .map(|i| {
+            p.cmd()
+                .args([
+                    "run",
+                    "dag.yaml",
+                    "--no-cache",
+                    "--report",
+                    &format!("r{i}.json"),
+                ])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     for k in kids.iter_mut() {
         assert!(k.wait().unwrap().success());
     }
-    let digests: Vec<String> = (0..3).map(|i| node(&p.json(&format!("r{i}.json")), "short")["outputs"]["data"]["digest"].as_str().unwrap().to_string()).collect();
+    let digests: Vec<String> = (0..3)
+        .map(|i| {
+            node(&p.json(&format!("r{i}.json")), "short")["outputs"]["data"]["digest"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
     let o = p.zest(&["store", "verify"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -399,7 +593,10 @@ fn graph_ops_and_schema() {
     let p = pipeline_project();
     let o = p.zest(&["graph", "dag.yaml", "--format", "dot"]);
     let dot = String::from_utf8_lossy(&o.stdout);
-    assert!(dot.contains("\"load\" -> \"short\" [label=\"data → docs\"]"), "{dot}");
+    assert!(
+        dot.contains("\"load\" -> \"short\" [label=\"data → docs\"]"),
+        "{dot}"
+    );
     let o = p.zest(&["graph", "dag.yaml"]);
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("flowchart TD"));
     let o = p.zest(&["ops"]);
@@ -416,6 +613,12 @@ fn graph_ops_and_schema() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean `data.sql`?"));
     let o = p.zest(&["schema"]);
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(s["$defs"]["op:data.load"]["properties"]["paths"].is_object(), "{s}");
-    assert_eq!(s["properties"]["nodes"]["additionalProperties"]["$ref"], "#/$defs/node");
+    assert!(
+        s["$defs"]["op:data.load"]["properties"]["paths"].is_object(),
+        "{s}"
+    );
+    assert_eq!(
+        s["properties"]["nodes"]["additionalProperties"]["$ref"],
+        "#/$defs/node"
+    );
 }

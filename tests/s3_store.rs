@@ -38,34 +38,63 @@ fn zest_s3(p: &Project, s: &Service, args: &[&str]) -> std::process::Output {
 fn runs_against_s3_caches_and_survives_the_server_dying() {
     let services = tempfile::tempdir().unwrap();
     let s3_port = port(12000, 0);
-    let s = Service::start("seaweed", services.path(), &[s3_port.to_string(), "zest-test".into()]);
+    let s = Service::start(
+        "seaweed",
+        services.path(),
+        &[s3_port.to_string(), "zest-test".into()],
+    );
     let p = Project::new();
     p.write("data/a.jsonl", "{\"id\": 1, \"text\": \"insulin\"}\n{\"id\": 2, \"text\": \"heparin\"}\n{\"id\": 3, \"text\": \"warfarin\"}\n");
     p.write("dag.yaml", DAG);
     let store = "s3://zest-test/runs-a";
 
-    let o = zest_s3(&p, &s, &["run", "dag.yaml", "--store", store, "--report", "r1.json"]);
+    let o = zest_s3(
+        &p,
+        &s,
+        &["run", "dag.yaml", "--store", store, "--report", "r1.json"],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let r1 = p.json("r1.json");
     let short = &node(&r1, "short")["outputs"]["data"];
-    assert!(short["uri"].as_str().unwrap().starts_with("s3://zest-test/runs-a/artifacts/"), "{short}");
+    assert!(
+        short["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("s3://zest-test/runs-a/artifacts/"),
+        "{short}"
+    );
     assert_eq!(r1["store"], store);
 
-    let o = zest_s3(&p, &s, &["run", "dag.yaml", "--store", store, "--report", "r2.json"]);
+    let o = zest_s3(
+        &p,
+        &s,
+        &["run", "dag.yaml", "--store", store, "--report", "r2.json"],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let r2 = p.json("r2.json");
     for n in ["load", "short", "report"] {
         assert_eq!(node(&r2, n)["status"], "cached", "{r2}");
     }
-    assert_eq!(node(&r2, "short")["outputs"]["data"]["digest"], short["digest"]);
+    assert_eq!(
+        node(&r2, "short")["outputs"]["data"]["digest"],
+        short["digest"]
+    );
 
     let run_id = r1["run_id"].as_str().unwrap();
     let o = zest_s3(&p, &s, &["lineage", &format!("{run_id}:report.out")]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("node `load` (data.load"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("node `load` (data.load"),
+        "{}",
+        text(&o)
+    );
     let o = zest_s3(&p, &s, &["store", "verify", "--store", store]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("3 artifact(s) checked, 0 bad"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("3 artifact(s) checked, 0 bad"),
+        "{}",
+        text(&o)
+    );
 
     // Stop the server while a node runs: that node fails after its retries with a clear
     // error, and what was committed before is still there once the server is back.
@@ -75,13 +104,20 @@ fn runs_against_s3_caches_and_survives_the_server_dying() {
     );
     let mut c = p.cmd();
     s3_env(&mut c, &s);
-    let mut child = c.args(["run", "slow.yaml", "--store", store, "--report", "r3.json"]).spawn().unwrap();
+    let mut child = c
+        .args(["run", "slow.yaml", "--store", store, "--report", "r3.json"])
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let started = std::fs::read_dir(p.path().join(".zest/runs"))
             .unwrap()
             .flatten()
-            .any(|e| std::fs::read_to_string(e.path().join("journal.jsonl")).unwrap_or_default().contains("\"node\":\"second\",\"attempt\":1"));
+            .any(|e| {
+                std::fs::read_to_string(e.path().join("journal.jsonl"))
+                    .unwrap_or_default()
+                    .contains("\"node\":\"second\",\"attempt\":1")
+            });
         if started {
             break;
         }
@@ -101,12 +137,24 @@ fn runs_against_s3_caches_and_survives_the_server_dying() {
     assert!(err.contains("after 3 attempts"), "{err}");
 
     let s = Service::start("seaweed", services.path(), &[s3_port.to_string()]);
-    let first = node(&r3, "first")["outputs"]["out"]["digest"].as_str().unwrap().to_string();
+    let first = node(&r3, "first")["outputs"]["out"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let o = zest_s3(&p, &s, &["store", "verify", "--store", store, &first]);
     assert!(o.status.success(), "{}", text(&o));
     let o = zest_s3(&p, &s, &["store", "verify", "--store", store]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = zest_s3(&p, &s, &["resume", r3["run_id"].as_str().unwrap(), "--report", "r4.json"]);
+    let o = zest_s3(
+        &p,
+        &s,
+        &[
+            "resume",
+            r3["run_id"].as_str().unwrap(),
+            "--report",
+            "r4.json",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(node(&p.json("r4.json"), "second")["status"], "succeeded");
 }

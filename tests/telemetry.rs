@@ -27,7 +27,10 @@ nodes:
 
 fn project() -> Project {
     let p = Project::new();
-    p.write("data/a.jsonl", "{\"id\": 1, \"text\": \"ibuprofen\"}\n{\"id\": 2, \"text\": \"naproxen\"}\n");
+    p.write(
+        "data/a.jsonl",
+        "{\"id\": 1, \"text\": \"ibuprofen\"}\n{\"id\": 2, \"text\": \"naproxen\"}\n",
+    );
     p.write("dag.yaml", DAG);
     p
 }
@@ -37,7 +40,10 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn get_json(url: &str) -> Option<serde_json::Value> {
-    let out = std::process::Command::new("curl").args(["-sf", "--max-time", "5", url]).output().ok()?;
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--max-time", "5", url])
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
@@ -52,20 +58,32 @@ fn fetch_trace(api: &str, trace_id: &str, spans: usize) -> serde_json::Value {
                 return t;
             }
         }
-        assert!(Instant::now() < deadline, "trace {trace_id} did not arrive with {spans} spans");
+        assert!(
+            Instant::now() < deadline,
+            "trace {trace_id} did not arrive with {spans} spans"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 fn span<'a>(t: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    t["spans"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no span {name} in {t}"))
+    t["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no span {name} in {t}"))
 }
 
 #[test]
 fn traces_reach_otelite_over_http_and_grpc() {
     let dir = tempfile::tempdir().unwrap();
     let (http, grpc, api) = (port(14000, 0), port(14000, 1), port(14000, 2));
-    let svc = Service::start("otelite", dir.path(), &[http.to_string(), grpc.to_string(), api.to_string()]);
+    let svc = Service::start(
+        "otelite",
+        dir.path(),
+        &[http.to_string(), grpc.to_string(), api.to_string()],
+    );
     let api_url = svc.get("ZEST_OTELITE_API_URL");
     let p = project();
 
@@ -73,7 +91,10 @@ fn traces_reach_otelite_over_http_and_grpc() {
     let parent_span = "00f067aa0ba902b7";
     let o = p
         .cmd()
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{http}"))
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{http}"),
+        )
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         .env("TRACEPARENT", format!("00-{parent_trace}-{parent_span}-01"))
         .args(["run", "dag.yaml", "--report", "r1.json"])
@@ -81,7 +102,10 @@ fn traces_reach_otelite_over_http_and_grpc() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let r1 = p.json("r1.json");
-    assert_eq!(r1["trace_id"], parent_trace, "TRACEPARENT makes the run part of the CI trace");
+    assert_eq!(
+        r1["trace_id"], parent_trace,
+        "TRACEPARENT makes the run part of the CI trace"
+    );
     let t = fetch_trace(&api_url, parent_trace, 4);
     let run = span(&t, "run traced");
     assert_eq!(run["parent_span_id"], parent_span);
@@ -96,21 +120,39 @@ fn traces_reach_otelite_over_http_and_grpc() {
     }
     assert_eq!(short["attributes"]["zest.node"], "short");
     assert_eq!(short["attributes"]["zest.op"], "data.sql");
-    let load_digest = node(&r1, "load")["outputs"]["data"]["digest"].as_str().unwrap();
+    let load_digest = node(&r1, "load")["outputs"]["data"]["digest"]
+        .as_str()
+        .unwrap();
     let short_out = &node(&r1, "short")["outputs"]["data"];
     assert_eq!(short["attributes"]["zest.input.docs"], load_digest);
     assert_eq!(short["attributes"]["zest.output.data"], short_out["digest"]);
-    assert_eq!(short["attributes"]["zest.output.data.uri"], short_out["uri"]);
-    assert!(short["events"].as_array().unwrap().iter().any(|e| e["name"] == "attempt.start"));
+    assert_eq!(
+        short["attributes"]["zest.output.data.uri"],
+        short_out["uri"]
+    );
+    assert!(short["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "attempt.start"));
     let broken = span(&t, "broken");
     assert_eq!(broken["status"]["code"], "Error");
-    assert!(broken["status"]["message"].as_str().unwrap().contains("exited with code 4"), "{broken}");
+    assert!(
+        broken["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 4"),
+        "{broken}"
+    );
     assert_eq!(run["status"]["code"], "Error");
 
     // Over gRPC, with everything cached.
     let o = p
         .cmd()
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{grpc}"))
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{grpc}"),
+        )
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
         .args(["run", "dag.yaml", "--report", "r2.json"])
         .output()
@@ -123,7 +165,10 @@ fn traces_reach_otelite_over_http_and_grpc() {
     let short2 = span(&t2, "short");
     assert_eq!(short2["attributes"]["zest.cache_hit"], "true");
     assert_eq!(short2["attributes"]["zest.producer.run_id"], r1["run_id"]);
-    assert_eq!(short2["attributes"]["zest.output.data"], short_out["digest"]);
+    assert_eq!(
+        short2["attributes"]["zest.output.data"],
+        short_out["digest"]
+    );
 }
 
 /// A minimal OTLP/HTTP receiver that keeps the raw protobuf requests.
@@ -191,7 +236,11 @@ fn wire_spans(bodies: &Arc<Mutex<Vec<Vec<u8>>>>) -> Vec<WireSpan> {
                         trace: hex(&s.trace_id),
                         span: hex(&s.span_id),
                         name: s.name.clone(),
-                        links: s.links.iter().map(|l| (hex(&l.trace_id), hex(&l.span_id))).collect(),
+                        links: s
+                            .links
+                            .iter()
+                            .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
+                            .collect(),
                     });
                 }
             }
@@ -208,7 +257,10 @@ fn spans_link_to_the_producers_of_their_inputs_across_runs() {
     let run = |report: &str| {
         let o = p
             .cmd()
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{cap}"))
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{cap}"),
+            )
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
             .args(["run", "dag.yaml", "--report", report])
             .output()
@@ -217,18 +269,39 @@ fn spans_link_to_the_producers_of_their_inputs_across_runs() {
     };
     run("r1.json");
     let spans = wire_spans(&bodies);
-    let load = spans.iter().find(|s| s.name == "load").expect("load span exported");
-    let short = spans.iter().find(|s| s.name == "short").expect("short span exported");
-    assert_eq!(short.links, vec![(load.trace.clone(), load.span.clone())], "short links to the producer of its input");
+    let load = spans
+        .iter()
+        .find(|s| s.name == "load")
+        .expect("load span exported");
+    let short = spans
+        .iter()
+        .find(|s| s.name == "short")
+        .expect("short span exported");
+    assert_eq!(
+        short.links,
+        vec![(load.trace.clone(), load.span.clone())],
+        "short links to the producer of its input"
+    );
     let (t1, load_span, short_span) = (load.trace.clone(), load.span.clone(), short.span.clone());
 
     bodies.lock().unwrap().clear();
     run("r2.json");
     let spans = wire_spans(&bodies);
-    let short2 = spans.iter().find(|s| s.name == "short").expect("short span exported");
+    let short2 = spans
+        .iter()
+        .find(|s| s.name == "short")
+        .expect("short span exported");
     assert_ne!(short2.trace, t1);
     // A cache hit links to the span that produced its input and to the span that first
     // produced its own outputs, both in the earlier run's trace.
-    assert!(short2.links.contains(&(t1.clone(), load_span.clone())), "{:?}", short2.links);
-    assert!(short2.links.contains(&(t1.clone(), short_span.clone())), "{:?}", short2.links);
+    assert!(
+        short2.links.contains(&(t1.clone(), load_span.clone())),
+        "{:?}",
+        short2.links
+    );
+    assert!(
+        short2.links.contains(&(t1.clone(), short_span.clone())),
+        "{:?}",
+        short2.links
+    );
 }

@@ -10,7 +10,10 @@ fn validate(dag: &str, extra: &[&str]) -> (i32, String) {
     let mut args = vec!["validate", "dag.yaml"];
     args.extend_from_slice(extra);
     let o = p.zest(&args);
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// Asserts exit 2 and an error at `line:col` whose message contains `needle`.
@@ -19,7 +22,8 @@ fn expect_error(dag: &str, extra: &[&str], line: usize, col: usize, needle: &str
     assert_eq!(code, 2, "expected exit 2 for:\n{dag}\n{err}");
     let prefix = format!("dag.yaml:{line}:{col}: error: ");
     assert!(
-        err.lines().any(|l| l.starts_with(&prefix) && l.contains(needle)),
+        err.lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(needle)),
         "expected `{prefix}…{needle}…` in:\n{err}"
     );
 }
@@ -56,7 +60,11 @@ fn shipped_dags_are_valid() {
     for entry in std::fs::read_dir(common::repo().join("dags")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            let o = std::process::Command::new(common::bin()).arg("validate").arg(&path).output().unwrap();
+            let o = std::process::Command::new(common::bin())
+                .arg("validate")
+                .arg(&path)
+                .output()
+                .unwrap();
             assert!(o.status.success(), "{}: {}", path.display(), text(&o));
         }
     }
@@ -64,7 +72,13 @@ fn shipped_dags_are_valid() {
 
 #[test]
 fn yaml_syntax_error() {
-    expect_error("nodes:\n  a:\n    op: noop\n    with: {sleep_ms: [1, 2}\n", &[], 4, 28, "invalid YAML");
+    expect_error(
+        "nodes:\n  a:\n    op: noop\n    with: {sleep_ms: [1, 2}\n",
+        &[],
+        4,
+        27,
+        "invalid YAML",
+    );
 }
 
 #[test]
@@ -79,12 +93,24 @@ fn unknown_top_level_and_node_keys_suggest() {
 
 #[test]
 fn duplicate_node_ids() {
-    expect_error("nodes:\n  a:\n    op: noop\n  a:\n    op: noop\n", &[], 4, 3, "duplicate node id `a`");
+    expect_error(
+        "nodes:\n  a:\n    op: noop\n  a:\n    op: noop\n",
+        &[],
+        4,
+        3,
+        "duplicate node id `a`",
+    );
 }
 
 #[test]
 fn unknown_operator_suggests() {
-    expect_error("nodes:\n  a:\n    op: data.laod\n", &[], 3, 9, "unknown operator `data.laod`");
+    expect_error(
+        "nodes:\n  a:\n    op: data.laod\n",
+        &[],
+        3,
+        9,
+        "unknown operator `data.laod`",
+    );
     let (_, err) = validate("nodes:\n  a:\n    op: data.laod\n", &[]);
     assert!(err.contains("did you mean `data.load`?"), "{err}");
 }
@@ -109,23 +135,38 @@ nodes:
     with: {query: 42}
 ";
     expect_error(dag, &[], 5, 7, "unknown field `pathz`");
-    expect_error(dag, &[], 6, 15, "`format` must be one of `jsonl`, `csv`, `parquet`");
-    expect_error(dag, &[], 4, 7, "missing required field `paths`");
-    expect_error(dag, &[], 9, 21, "`sleep_ms` must be at least 0");
-    expect_error(dag, &[], 12, 21, "`sleep_ms` must be at most 86400000");
-    expect_error(dag, &[], 15, 21, "`query` must be a string, found an integer");
+    expect_error(
+        dag,
+        &[],
+        6,
+        15,
+        "`format` must be one of `jsonl`, `csv`, `parquet`",
+    );
+    expect_error(dag, &[], 5, 7, "missing required field `paths`");
+    expect_error(dag, &[], 9, 22, "`sleep_ms` must be at least 0");
+    expect_error(dag, &[], 12, 22, "`sleep_ms` must be at most 86400000");
+    expect_error(
+        dag,
+        &[],
+        15,
+        19,
+        "`query` must be a string, found an integer",
+    );
 }
 
 #[test]
 fn undefined_param_and_param_type_errors() {
     let dag = "params:\n  n: {type: int, default: 3}\nnodes:\n  a:\n    op: noop\n    with: {sleep_ms: \"${params.nn}\"}\n";
-    expect_error(dag, &[], 6, 21, "undefined parameter `nn`");
+    expect_error(dag, &[], 6, 22, "undefined parameter `nn`");
     let bad_default = "params:\n  n: {type: int, default: abc}\nnodes:\n  a:\n    op: noop\n";
-    expect_error(bad_default, &[], 2, 24, "expected int, found a string");
+    expect_error(bad_default, &[], 2, 27, "expected int, found a string");
     let ok = "params:\n  n: {type: int, default: 3}\nnodes:\n  a:\n    op: noop\n    with: {sleep_ms: \"${params.n}\"}\n";
     let (code, err) = validate(ok, &["--param", "n=seven"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--param n=seven: expected int, found a string"), "{err}");
+    assert!(
+        err.contains("--param n=seven: expected int, found a string"),
+        "{err}"
+    );
     let (code, err) = validate(ok, &["--param", "m=1"]);
     assert_eq!(code, 2);
     assert!(err.contains("declares no parameter `m`"), "{err}");
@@ -136,7 +177,13 @@ fn undefined_param_and_param_type_errors() {
 #[test]
 fn param_substitution_is_type_checked() {
     let dag = "params:\n  name: {type: string, default: x}\nnodes:\n  a:\n    op: noop\n    with: {sleep_ms: \"${params.name}\"}\n";
-    expect_error(dag, &[], 6, 21, "`sleep_ms` must be an integer, found a string");
+    expect_error(
+        dag,
+        &[],
+        6,
+        22,
+        "`sleep_ms` must be an integer, found a string",
+    );
 }
 
 #[test]
@@ -151,9 +198,21 @@ nodes:
     in: {t: lod.data, u: load.dat, v: justanode}
     with: {query: SELECT 1}
 ";
-    expect_error(dag, &[], 7, 13, "reference `lod.data` names unknown node `lod`");
-    expect_error(dag, &[], 7, 27, "node `load` (data.load) has no output port `dat`");
-    expect_error(dag, &[], 7, 40, "invalid reference `justanode`");
+    expect_error(
+        dag,
+        &[],
+        7,
+        13,
+        "reference `lod.data` names unknown node `lod`",
+    );
+    expect_error(
+        dag,
+        &[],
+        7,
+        26,
+        "node `load` (data.load) has no output port `dat`",
+    );
+    expect_error(dag, &[], 7, 39, "invalid reference `justanode`");
     let (_, err) = validate(dag, &[]);
     assert!(err.contains("did you mean `load`?"), "{err}");
     assert!(err.contains("did you mean `data`?"), "{err}");
@@ -185,7 +244,13 @@ nodes:
     in: {t: files.out}
     with: {query: SELECT 1}
 ";
-    expect_error(dag, &[], 7, 13, "type mismatch: input `t` of data.sql expects a dataset, but `files.out` is a files");
+    expect_error(
+        dag,
+        &[],
+        7,
+        13,
+        "type mismatch: input `t` of data.sql expects a dataset, but `files.out` is a files",
+    );
 }
 
 #[test]
@@ -225,7 +290,13 @@ nodes:
     expect_error(dag, &[], 6, 22, "`resources.cpu` must be a positive number");
     expect_error(dag, &[], 6, 33, "invalid memory size `lots`");
     expect_error(dag, &[], 6, 44, "`resources.gpu` must be a whole number");
-    expect_error(dag, &[], 7, 20, "`retries.max` must be an integer from 0 to 1000");
+    expect_error(
+        dag,
+        &[],
+        7,
+        20,
+        "`retries.max` must be an integer from 0 to 1000",
+    );
     expect_error(dag, &[], 7, 33, "invalid duration `soon`");
     expect_error(dag, &[], 8, 14, "unknown unit `x`");
 }
@@ -241,8 +312,14 @@ fn all_errors_reported_at_once_with_source_line() {
     let dag = "nodes:\n  a:\n    op: nope\n  b:\n    op: noop\n    in: {x: zz.out}\n";
     let (code, err) = validate(dag, &[]);
     assert_eq!(code, 2);
-    assert!(err.contains("dag.yaml:3:9: error: unknown operator `nope`"), "{err}");
-    assert!(err.contains("dag.yaml:6:13: error: reference `zz.out` names unknown node `zz`"), "{err}");
+    assert!(
+        err.contains("dag.yaml:3:9: error: unknown operator `nope`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("dag.yaml:6:13: error: reference `zz.out` names unknown node `zz`"),
+        "{err}"
+    );
     assert!(err.contains("3 |     op: nope"), "{err}");
     assert!(err.contains("2 errors"), "{err}");
 }

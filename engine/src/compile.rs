@@ -16,27 +16,48 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// Reads, parses and compiles a DAG file.
-pub fn compile_file(path: &Path, overrides: &[(String, String)], registry: &Registry) -> Result<Plan, Diagnostics> {
+pub fn compile_file(
+    path: &Path,
+    overrides: &[(String, String)],
+    registry: &Registry,
+) -> Result<Plan, Diagnostics> {
     let file = path.display().to_string();
     let source = match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) => {
-            return Err(Diagnostics { file, source: String::new(), items: vec![Diagnostic::global(format!("cannot read the file: {e}"))] })
+            return Err(Diagnostics {
+                file,
+                source: String::new(),
+                items: vec![Diagnostic::global(format!("cannot read the file: {e}"))],
+            })
         }
     };
     compile_source(&file, &source, overrides, registry)
 }
 
 /// Parses and compiles DAG text; `file` is used in messages and as the default name.
-pub fn compile_source(file: &str, source: &str, overrides: &[(String, String)], registry: &Registry) -> Result<Plan, Diagnostics> {
-    let stem = Path::new(file).file_stem().and_then(|s| s.to_str()).unwrap_or("dag").to_string();
+pub fn compile_source(
+    file: &str,
+    source: &str,
+    overrides: &[(String, String)],
+    registry: &Registry,
+) -> Result<Plan, Diagnostics> {
+    let stem = Path::new(file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("dag")
+        .to_string();
     let (spec, mut errs) = spec::parse(&stem, source, overrides);
     let plan = spec.map(|s| compile(&s, registry, &mut errs));
     errs.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)).unwrap_or((0, 0)));
     errs.dedup();
     match plan {
         Some(p) if errs.is_empty() => Ok(p),
-        _ => Err(Diagnostics { file: file.to_string(), source: source.to_string(), items: errs }),
+        _ => Err(Diagnostics {
+            file: file.to_string(),
+            source: source.to_string(),
+            items: errs,
+        }),
     }
 }
 
@@ -48,19 +69,38 @@ struct Resolved<'a> {
 }
 
 fn empty_map(pos: Pos) -> YValue {
-    YValue { pos, kind: YKind::Map(vec![]) }
+    YValue {
+        pos,
+        kind: YKind::Map(vec![]),
+    }
 }
 
-fn resolve_op<'a>(n: &'a NodeSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) -> Resolved<'a> {
-    let mut r = Resolved { spec: n, op: None, config: serde_json::Value::Null, ports: None };
+fn resolve_op<'a>(
+    n: &'a NodeSpec,
+    registry: &Registry,
+    errs: &mut Vec<Diagnostic>,
+) -> Resolved<'a> {
+    let mut r = Resolved {
+        spec: n,
+        op: None,
+        config: serde_json::Value::Null,
+        ports: None,
+    };
     let Some(op_name) = &n.op else { return r };
     let Some(op) = registry.get(&op_name.value) else {
         let help = did_you_mean(&op_name.value, registry.names())
             .or_else(|| Some("`zest ops` lists the operators".to_string()));
-        errs.push(Diagnostic::at(op_name.pos, format!("unknown operator `{}`", op_name.value)).with_help(help));
+        errs.push(
+            Diagnostic::at(op_name.pos, format!("unknown operator `{}`", op_name.value))
+                .with_help(help),
+        );
         return r;
     };
-    let with = n.with.clone().filter(|w| !w.is_null()).unwrap_or_else(|| empty_map(op_name.pos));
+    let with = n
+        .with
+        .clone()
+        .filter(|w| !w.is_null())
+        .unwrap_or_else(|| empty_map(op_name.pos));
     let schema = op.config_schema();
     let problems = schema_check::check(&with, &schema, "");
     let n0 = errs.len();
@@ -71,13 +111,16 @@ fn resolve_op<'a>(n: &'a NodeSpec, registry: &Registry, errs: &mut Vec<Diagnosti
     if errs.len() == n0 {
         match op.parse_config(&with.to_json()) {
             Ok(c) => {
-                match op.ports(&c) {
+                match op.ports(Some(&c)) {
                     Ok(p) => r.ports = Some(p),
                     Err(e) => errs.push(Diagnostic::at(with.pos, format!("{}: {e}", op.name()))),
                 }
                 r.config = c;
             }
-            Err(e) => errs.push(Diagnostic::at(with.pos, format!("{}: invalid config: {e}", op.name()))),
+            Err(e) => errs.push(Diagnostic::at(
+                with.pos,
+                format!("{}: invalid config: {e}", op.name()),
+            )),
         }
     }
     r.op = Some(op);
@@ -88,13 +131,29 @@ fn find_input<'a>(ports: &'a Ports, name: &str) -> Option<PortSpec> {
     if let Some(p) = ports.inputs.iter().find(|p| p.name == name) {
         return Some(p.clone());
     }
-    ports.other_inputs.map(|ty| PortSpec { name: name.into(), ty, required: false, many: true, columns: vec![], help: "" })
+    ports.other_inputs.map(|ty| PortSpec {
+        name: name.into(),
+        ty,
+        required: false,
+        many: true,
+        columns: vec![],
+        help: "",
+    })
 }
 
 /// Compiles a parsed spec, appending problems to `errs`.
 pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) -> Plan {
-    let resolved: Vec<Resolved> = spec.nodes.iter().map(|n| resolve_op(n, registry, errs)).collect();
-    let by_id: HashMap<&str, usize> = spec.nodes.iter().enumerate().map(|(i, n)| (n.id.value.as_str(), i)).collect();
+    let resolved: Vec<Resolved> = spec
+        .nodes
+        .iter()
+        .map(|n| resolve_op(n, registry, errs))
+        .collect();
+    let by_id: HashMap<&str, usize> = spec
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.value.as_str(), i))
+        .collect();
     let ids: Vec<&str> = spec.nodes.iter().map(|n| n.id.value.as_str()).collect();
     let mut edges: Vec<(usize, usize, Edge, Pos)> = vec![];
     let mut inputs_of: Vec<Vec<(String, Vec<PortRef>)>> = vec![vec![]; spec.nodes.len()];
@@ -103,42 +162,107 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
         let n = r.spec;
         let mut connected = std::collections::HashSet::new();
         for input in &n.inputs {
-            let in_port = r.ports.as_ref().map(|p| (p, find_input(p, &input.port.value)));
+            let in_port = r
+                .ports
+                .as_ref()
+                .map(|p| (p, find_input(p, &input.port.value)));
             if let Some((ports, None)) = &in_port {
                 let names: Vec<&str> = ports.inputs.iter().map(|p| p.name.as_str()).collect();
-                let help = did_you_mean(&input.port.value, names.iter().copied())
-                    .or_else(|| Some(format!("its input ports: {}", if names.is_empty() { "none".to_string() } else { names.join(", ") })));
-                errs.push(Diagnostic::at(input.port.pos, format!("`{}` has no input port `{}`", op_name(r), input.port.value)).with_help(help));
+                let help = did_you_mean(&input.port.value, names.iter().copied()).or_else(|| {
+                    Some(format!(
+                        "its input ports: {}",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ))
+                });
+                errs.push(
+                    Diagnostic::at(
+                        input.port.pos,
+                        format!("`{}` has no input port `{}`", op_name(r), input.port.value),
+                    )
+                    .with_help(help),
+                );
             }
             let in_spec = in_port.and_then(|(_, s)| s);
             if let Some(s) = &in_spec {
                 if !s.many && input.refs.len() > 1 {
-                    errs.push(Diagnostic::at(input.port.pos, format!("input `{}` takes one artifact, found {} references", s.name, input.refs.len())));
+                    errs.push(Diagnostic::at(
+                        input.port.pos,
+                        format!(
+                            "input `{}` takes one artifact, found {} references",
+                            s.name,
+                            input.refs.len()
+                        ),
+                    ));
                 }
             }
             if input.refs.is_empty() {
-                errs.push(Diagnostic::at(input.port.pos, format!("input `{}` has no reference; write `node.port`", input.port.value)));
+                errs.push(Diagnostic::at(
+                    input.port.pos,
+                    format!(
+                        "input `{}` has no reference; write `node.port`",
+                        input.port.value
+                    ),
+                ));
             }
             connected.insert(input.port.value.as_str());
             let mut refs = vec![];
             for rf in &input.refs {
                 let Some((pn, pp)) = rf.value.rsplit_once('.') else {
-                    errs.push(Diagnostic::at(rf.pos, format!("invalid reference `{}`: write `node.port`, e.g. `load.data`", rf.value)));
+                    errs.push(Diagnostic::at(
+                        rf.pos,
+                        format!(
+                            "invalid reference `{}`: write `node.port`, e.g. `load.data`",
+                            rf.value
+                        ),
+                    ));
                     continue;
                 };
                 let Some(&pi) = by_id.get(pn) else {
                     let help = did_you_mean(pn, ids.iter().copied());
-                    errs.push(Diagnostic::at(rf.pos, format!("reference `{}` names unknown node `{pn}`", rf.value)).with_help(help));
+                    errs.push(
+                        Diagnostic::at(
+                            rf.pos,
+                            format!("reference `{}` names unknown node `{pn}`", rf.value),
+                        )
+                        .with_help(help),
+                    );
                     continue;
                 };
-                refs.push(PortRef { node: pn.into(), port: pp.into() });
-                edges.push((pi, ci, Edge::Data { from: pp.into(), to: input.port.value.clone() }, rf.pos));
+                refs.push(PortRef {
+                    node: pn.into(),
+                    port: pp.into(),
+                });
+                edges.push((
+                    pi,
+                    ci,
+                    Edge::Data {
+                        from: pp.into(),
+                        to: input.port.value.clone(),
+                    },
+                    rf.pos,
+                ));
                 let producer = &resolved[pi];
-                let Some(pports) = &producer.ports else { continue };
+                let Some(pports) = &producer.ports else {
+                    continue;
+                };
                 let Some(out) = pports.outputs.iter().find(|o| o.name == pp) else {
                     let names: Vec<&str> = pports.outputs.iter().map(|o| o.name.as_str()).collect();
-                    let help = did_you_mean(pp, names.iter().copied()).or_else(|| Some(format!("its output ports: {}", names.join(", "))));
-                    errs.push(Diagnostic::at(rf.pos, format!("node `{pn}` ({}) has no output port `{pp}`", op_name(producer))).with_help(help));
+                    let help = did_you_mean(pp, names.iter().copied())
+                        .or_else(|| Some(format!("its output ports: {}", names.join(", "))));
+                    errs.push(
+                        Diagnostic::at(
+                            rf.pos,
+                            format!(
+                                "node `{pn}` ({}) has no output port `{pp}`",
+                                op_name(producer)
+                            ),
+                        )
+                        .with_help(help),
+                    );
                     continue;
                 };
                 if let Some(s) = &in_spec {
@@ -151,7 +275,16 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
             for p in ports.inputs.iter().filter(|p| p.required) {
                 if !connected.contains(p.name.as_str()) {
                     let pos = r.spec.op.as_ref().map(|o| o.pos).unwrap_or(n.id.pos);
-                    errs.push(Diagnostic::at(pos, format!("node `{}` ({}) is missing required input `{}` ({})", n.id.value, op_name(r), p.name, p.ty)));
+                    errs.push(Diagnostic::at(
+                        pos,
+                        format!(
+                            "node `{}` ({}) is missing required input `{}` ({})",
+                            n.id.value,
+                            op_name(r),
+                            p.name,
+                            p.ty
+                        ),
+                    ));
                 }
             }
         }
@@ -160,7 +293,10 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
                 Some(&pi) => edges.push((pi, ci, Edge::After, a.pos)),
                 None => {
                     let help = did_you_mean(&a.value, ids.iter().copied());
-                    errs.push(Diagnostic::at(a.pos, format!("`after` names unknown node `{}`", a.value)).with_help(help));
+                    errs.push(
+                        Diagnostic::at(a.pos, format!("`after` names unknown node `{}`", a.value))
+                            .with_help(help),
+                    );
                 }
             }
         }
@@ -176,10 +312,22 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
             op: r.op.clone().unwrap_or_else(|| std::sync::Arc::new(Missing)),
             config: r.config.clone(),
             inputs: std::mem::take(&mut inputs_of[i]),
-            outputs: r.ports.as_ref().map(|p| p.outputs.clone()).unwrap_or_default(),
+            outputs: r
+                .ports
+                .as_ref()
+                .map(|p| p.outputs.clone())
+                .unwrap_or_default(),
             after: n.after.iter().map(|a| a.value.clone()).collect(),
-            resources: n.settings.resources.or(spec.defaults.resources).unwrap_or_default(),
-            retries: n.settings.retries.or(spec.defaults.retries).unwrap_or(RetryPolicy::default()),
+            resources: n
+                .settings
+                .resources
+                .or(spec.defaults.resources)
+                .unwrap_or_default(),
+            retries: n
+                .settings
+                .retries
+                .or(spec.defaults.retries)
+                .unwrap_or(RetryPolicy::default()),
             timeout: n.settings.timeout.or(spec.defaults.timeout),
             cache: n.settings.cache.or(spec.defaults.cache).unwrap_or(true),
             line: n.id.pos.line,
@@ -191,15 +339,36 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
     }
     report_cycles(&graph, spec, errs);
     let order = stable_topo_order(&graph);
-    let params = spec.params.iter().filter_map(|p| p.value.clone().map(|v| (p.name.clone(), v))).collect();
-    Plan { name: spec.name.clone(), graph, index, order, params }
+    let params = spec
+        .params
+        .iter()
+        .filter_map(|p| p.value.clone().map(|v| (p.name.clone(), v)))
+        .collect();
+    Plan {
+        name: spec.name.clone(),
+        graph,
+        index,
+        order,
+        params,
+    }
 }
 
 fn op_name(r: &Resolved) -> String {
-    r.spec.op.as_ref().map(|o| o.value.clone()).unwrap_or_default()
+    r.spec
+        .op
+        .as_ref()
+        .map(|o| o.value.clone())
+        .unwrap_or_default()
 }
 
-fn check_types(pos: Pos, reference: &str, out: &PortSpec, input: &PortSpec, consumer_op: String, errs: &mut Vec<Diagnostic>) {
+fn check_types(
+    pos: Pos,
+    reference: &str,
+    out: &PortSpec,
+    input: &PortSpec,
+    consumer_op: String,
+    errs: &mut Vec<Diagnostic>,
+) {
     if !input.ty.accepts(out.ty) {
         errs.push(Diagnostic::at(
             pos,
@@ -208,7 +377,12 @@ fn check_types(pos: Pos, reference: &str, out: &PortSpec, input: &PortSpec, cons
         return;
     }
     if input.ty == PortType::Dataset && !input.columns.is_empty() && !out.columns.is_empty() {
-        let missing: Vec<&str> = input.columns.iter().filter(|c| !out.columns.contains(c)).map(String::as_str).collect();
+        let missing: Vec<&str> = input
+            .columns
+            .iter()
+            .filter(|c| !out.columns.contains(c))
+            .map(String::as_str)
+            .collect();
         if !missing.is_empty() {
             errs.push(Diagnostic::at(
                 pos,
@@ -243,7 +417,7 @@ impl crate::operator::DynOperator for Missing {
     fn parse_config(&self, c: &serde_json::Value) -> Result<serde_json::Value, String> {
         Ok(c.clone())
     }
-    fn ports(&self, _: &serde_json::Value) -> Result<Ports, String> {
+    fn ports(&self, _: Option<&serde_json::Value>) -> Result<Ports, String> {
         Ok(Ports::default())
     }
     fn run(&self, _: &serde_json::Value, _: &mut crate::operator::OpContext) -> anyhow::Result<()> {
@@ -264,9 +438,14 @@ fn report_cycles(graph: &DiGraph<PlanNode, Edge>, spec: &DagSpec, errs: &mut Vec
         let mut seen = std::collections::HashSet::from([start]);
         let mut cur = start;
         loop {
-            let mut next: Vec<NodeIndex> = graph.neighbors(cur).filter(|n| members.contains(n)).collect();
+            let mut next: Vec<NodeIndex> = graph
+                .neighbors(cur)
+                .filter(|n| members.contains(n))
+                .collect();
             next.sort();
-            if next.contains(&start) && (path.len() == members.len() || next.iter().all(|n| seen.contains(n))) {
+            if next.contains(&start)
+                && (path.len() == members.len() || next.iter().all(|n| seen.contains(n)))
+            {
                 break;
             }
             match next.into_iter().find(|n| !seen.contains(n)) {
@@ -286,7 +465,11 @@ fn report_cycles(graph: &DiGraph<PlanNode, Edge>, spec: &DagSpec, errs: &mut Vec
         let msg = if path.len() == members.len() {
             format!("cycle: {}", names.join(" → "))
         } else {
-            format!("cycle among nodes {} (e.g. {})", all.join(", "), names.join(" → "))
+            format!(
+                "cycle among nodes {} (e.g. {})",
+                all.join(", "),
+                names.join(" → ")
+            )
         };
         errs.push(Diagnostic::at(pos, msg));
     }
@@ -298,8 +481,10 @@ fn stable_topo_order(graph: &DiGraph<PlanNode, Edge>) -> Vec<NodeIndex> {
     for e in graph.raw_edges() {
         indeg[e.target().index()] += 1;
     }
-    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
-        (0..n).filter(|i| indeg[*i] == 0).map(std::cmp::Reverse).collect();
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..n)
+        .filter(|i| indeg[*i] == 0)
+        .map(std::cmp::Reverse)
+        .collect();
     let mut order = Vec::with_capacity(n);
     while let Some(std::cmp::Reverse(i)) = ready.pop() {
         order.push(NodeIndex::new(i));

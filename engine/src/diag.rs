@@ -32,12 +32,20 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic at a position.
     pub fn at(pos: Pos, message: impl Into<String>) -> Self {
-        Diagnostic { pos: Some(pos), message: message.into(), help: None }
+        Diagnostic {
+            pos: Some(pos),
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// A diagnostic with no position (command-line problems).
     pub fn global(message: impl Into<String>) -> Self {
-        Diagnostic { pos: None, message: message.into(), help: None }
+        Diagnostic {
+            pos: None,
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// Adds a hint.

@@ -57,11 +57,24 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, FileEntry)>) -> std::io
             walk(root, &path, out)?;
         } else if meta.is_file() {
             let rel = path.strip_prefix(root).expect("under root");
-            let rel: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+            let rel: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
             let (size, sha256) = file_sha256(&path)?;
-            out.push((path, FileEntry { path: rel.join("/"), size, sha256 }));
+            out.push((
+                path,
+                FileEntry {
+                    path: rel.join("/"),
+                    size,
+                    sha256,
+                },
+            ));
         } else {
-            return Err(std::io::Error::other(format!("{} is not a regular file or directory", path.display())));
+            return Err(std::io::Error::other(format!(
+                "{} is not a regular file or directory",
+                path.display()
+            )));
         }
     }
     Ok(())
@@ -110,8 +123,10 @@ mod tests {
 
     #[test]
     fn canonical_json_ignores_key_order() {
-        let a: serde_json::Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"q":1,"p":2}]}}"#).unwrap();
-        let b: serde_json::Value = serde_json::from_str(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":2},"b":1}"#).unwrap();
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,{"q":1,"p":2}]}}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":{"x":[1,{"p":2,"q":1}],"y":2},"b":1}"#).unwrap();
         assert_eq!(canonical_json(&a), canonical_json(&b));
     }
 
@@ -121,13 +136,21 @@ mod tests {
         std::fs::create_dir_all(d.path().join("sub")).unwrap();
         std::fs::write(d.path().join("sub/a.txt"), b"hello").unwrap();
         std::fs::write(d.path().join("b.txt"), b"world").unwrap();
-        let files: Vec<FileEntry> = scan_dir(d.path()).unwrap().into_iter().map(|f| f.1).collect();
+        let files: Vec<FileEntry> = scan_dir(d.path())
+            .unwrap()
+            .into_iter()
+            .map(|f| f.1)
+            .collect();
         assert_eq!(files[0].path, "b.txt");
         assert_eq!(files[1].path, "sub/a.txt");
         let d1 = tree_digest("files", &files);
         assert_ne!(d1, tree_digest("dataset", &files));
         std::fs::write(d.path().join("b.txt"), b"World").unwrap();
-        let files2: Vec<FileEntry> = scan_dir(d.path()).unwrap().into_iter().map(|f| f.1).collect();
+        let files2: Vec<FileEntry> = scan_dir(d.path())
+            .unwrap()
+            .into_iter()
+            .map(|f| f.1)
+            .collect();
         assert_ne!(d1, tree_digest("files", &files2));
     }
 }

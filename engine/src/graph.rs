@@ -12,13 +12,26 @@ pub fn mermaid(plan: &Plan) -> String {
     let mut s = String::from("flowchart TD\n");
     for ix in &plan.order {
         let n = &plan.graph[*ix];
-        let _ = writeln!(s, "    {}[\"{}<br/><small>{}</small>\"]", mermaid_id(&n.id), n.id, n.op.name());
+        let _ = writeln!(
+            s,
+            "    {}[\"{}<br/><small>{}</small>\"]",
+            mermaid_id(&n.id),
+            n.id,
+            n.op.name()
+        );
     }
     for ix in &plan.order {
         let n = &plan.graph[*ix];
         for (port, refs) in &n.inputs {
             for r in refs {
-                let _ = writeln!(s, "    {} -- \"{} → {}\" --> {}", mermaid_id(&r.node), r.port, port, mermaid_id(&n.id));
+                let _ = writeln!(
+                    s,
+                    "    {} -- \"{} → {}\" --> {}",
+                    mermaid_id(&r.node),
+                    r.port,
+                    port,
+                    mermaid_id(&n.id)
+                );
             }
         }
         for a in &n.after {
@@ -30,16 +43,29 @@ pub fn mermaid(plan: &Plan) -> String {
 
 /// Graphviz DOT, edges labelled `port → port`.
 pub fn dot(plan: &Plan) -> String {
-    let mut s = format!("digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box, style=rounded];\n", plan.name.replace('"', "'"));
+    let mut s = format!(
+        "digraph \"{}\" {{\n    rankdir=TB;\n    node [shape=box, style=rounded];\n",
+        plan.name.replace('"', "'")
+    );
     for ix in &plan.order {
         let n = &plan.graph[*ix];
-        let _ = writeln!(s, "    \"{}\" [label=\"{}\\n({})\"];", n.id, n.id, n.op.name());
+        let _ = writeln!(
+            s,
+            "    \"{}\" [label=\"{}\\n({})\"];",
+            n.id,
+            n.id,
+            n.op.name()
+        );
     }
     for ix in &plan.order {
         let n = &plan.graph[*ix];
         for (port, refs) in &n.inputs {
             for r in refs {
-                let _ = writeln!(s, "    \"{}\" -> \"{}\" [label=\"{} → {}\"];", r.node, n.id, r.port, port);
+                let _ = writeln!(
+                    s,
+                    "    \"{}\" -> \"{}\" [label=\"{} → {}\"];",
+                    r.node, n.id, r.port, port
+                );
             }
         }
         for a in &n.after {

@@ -39,13 +39,19 @@ pub fn resolve(spec: &str, state_dir: &Path) -> Result<String> {
     let Some((run_id, rest)) = spec.split_once(':') else {
         bail!("`{spec}` is neither a digest (64 hex characters) nor RUN_ID:node.port");
     };
-    let (node, port) = rest.rsplit_once('.').ok_or_else(|| anyhow!("`{rest}`: write node.port"))?;
+    let (node, port) = rest
+        .rsplit_once('.')
+        .ok_or_else(|| anyhow!("`{rest}`: write node.port"))?;
     let rec = crate::run::load_run(state_dir, run_id)?;
-    let n = rec.node(node).ok_or_else(|| anyhow!("run {run_id} has no node `{node}`"))?;
-    let o = n
-        .outputs
-        .get(port)
-        .ok_or_else(|| anyhow!("node `{node}` of run {run_id} has no committed output `{port}` (status: {})", n.status.as_str()))?;
+    let n = rec
+        .node(node)
+        .ok_or_else(|| anyhow!("run {run_id} has no node `{node}`"))?;
+    let o = n.outputs.get(port).ok_or_else(|| {
+        anyhow!(
+            "node `{node}` of run {run_id} has no committed output `{port}` (status: {})",
+            n.status.as_str()
+        )
+    })?;
     Ok(o.digest.clone())
 }
 
@@ -55,9 +61,19 @@ pub async fn trace(store: &ArtifactStore, digest: &str) -> Result<LineageNode> {
     walk(store, digest, &mut seen, 0).await
 }
 
-fn walk<'a>(store: &'a ArtifactStore, digest: &'a str, seen: &'a mut HashSet<String>, depth: usize) -> futures::future::BoxFuture<'a, Result<LineageNode>> {
+fn walk<'a>(
+    store: &'a ArtifactStore,
+    digest: &'a str,
+    seen: &'a mut HashSet<String>,
+    depth: usize,
+) -> futures::future::BoxFuture<'a, Result<LineageNode>> {
     Box::pin(async move {
-        let m = store.manifest(digest).await?.ok_or_else(|| anyhow!("artifact {digest} is not committed in store {}", store.url()))?;
+        let m = store.manifest(digest).await?.ok_or_else(|| {
+            anyhow!(
+                "artifact {digest} is not committed in store {}",
+                store.url()
+            )
+        })?;
         let p = &m.provenance;
         let mut node = LineageNode {
             digest: digest.to_string(),
@@ -94,9 +110,23 @@ pub fn render(n: &LineageNode) -> String {
 
 fn line(out: &mut String, n: &LineageNode, port: &str, lead: &str, child_lead: &str) {
     use std::fmt::Write;
-    let port = if port.is_empty() { String::new() } else { format!("{port} ← ") };
-    let _ = writeln!(out, "{lead}{port}{} ({})  {}", &n.digest[..16.min(n.digest.len())], n.kind, n.uri);
-    let _ = writeln!(out, "{child_lead}    produced by node `{}` ({} v{}) in run {}", n.node, n.op, n.op_version, n.run_id);
+    let port = if port.is_empty() {
+        String::new()
+    } else {
+        format!("{port} ← ")
+    };
+    let _ = writeln!(
+        out,
+        "{lead}{port}{} ({})  {}",
+        &n.digest[..16.min(n.digest.len())],
+        n.kind,
+        n.uri
+    );
+    let _ = writeln!(
+        out,
+        "{child_lead}    produced by node `{}` ({} v{}) in run {}",
+        n.node, n.op, n.op_version, n.run_id
+    );
     if let Some(s) = &n.span {
         let _ = writeln!(out, "{child_lead}    span {s}");
     }
@@ -110,7 +140,17 @@ fn line(out: &mut String, n: &LineageNode, port: &str, lead: &str, child_lead: &
     let count = n.inputs.len();
     for (i, (p, c)) in n.inputs.iter().enumerate() {
         let last = i + 1 == count;
-        let (l, cl) = if last { ("└── ", "    ") } else { ("├── ", "│   ") };
-        line(out, c, p, &format!("{child_lead}{l}"), &format!("{child_lead}{cl}"));
+        let (l, cl) = if last {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
+        line(
+            out,
+            c,
+            p,
+            &format!("{child_lead}{l}"),
+            &format!("{child_lead}{cl}"),
+        );
     }
 }

@@ -48,7 +48,9 @@ impl PortType {
     /// `any` accepts everything; a `files` input accepts any artifact, since every artifact
     /// is a directory of files; otherwise the types must match.
     pub fn accepts(self, produced: PortType) -> bool {
-        matches!(self, PortType::Any | PortType::Files) || produced == PortType::Any || self == produced
+        matches!(self, PortType::Any | PortType::Files)
+            || produced == PortType::Any
+            || self == produced
     }
 }
 
@@ -81,7 +83,14 @@ pub struct PortSpec {
 impl PortSpec {
     /// A required, single-artifact port.
     pub fn new(name: &str, ty: PortType, help: &'static str) -> Self {
-        PortSpec { name: name.into(), ty, required: true, many: false, columns: vec![], help }
+        PortSpec {
+            name: name.into(),
+            ty,
+            required: true,
+            many: false,
+            columns: vec![],
+            help,
+        }
     }
 
     /// Marks the port optional.
@@ -148,7 +157,8 @@ pub struct OpContext {
     pub env: BTreeMap<String, String>,
     /// The node's log file; child processes may append to it.
     pub log_path: PathBuf,
-    /// A directory for temporary files, removed after the node finishes.
+    /// A directory for temporary files, removed after the node finishes. It is created by
+    /// [`OpContext::tmp_dir`], not before.
     pub scratch: PathBuf,
     /// A tokio runtime handle for async work (`block_on` is allowed inside `run`).
     pub runtime: tokio::runtime::Handle,
@@ -180,6 +190,12 @@ impl OpContext {
         self.output_meta.insert(port.to_string(), meta);
     }
 
+    /// The node's temporary directory, created on first use.
+    pub fn tmp_dir(&self) -> anyhow::Result<&Path> {
+        std::fs::create_dir_all(&self.scratch)?;
+        Ok(&self.scratch)
+    }
+
     /// Runs a future to completion on the worker's runtime.
     pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
         self.runtime.block_on(fut)
@@ -198,8 +214,9 @@ pub trait Operator: Send + Sync + 'static {
     /// One line on what it does.
     const DESCRIPTION: &'static str;
 
-    /// The node's ports, given its config.
-    fn ports(config: &Self::Config) -> Ports;
+    /// The node's ports, given its config; `None` asks for the ports in general (for
+    /// `zest ops`), describing config-dependent ports as best it can.
+    fn ports(config: Option<&Self::Config>) -> Ports;
 
     /// Checks the config beyond what its type says (cross-field rules). Errors name the field.
     fn check(_config: &Self::Config) -> Result<(), String> {
@@ -222,8 +239,8 @@ pub trait DynOperator: Send + Sync {
     fn config_schema(&self) -> serde_json::Value;
     /// Parses and checks a config, returning it in canonical form (defaults filled in).
     fn parse_config(&self, config: &serde_json::Value) -> Result<serde_json::Value, String>;
-    /// The ports for a parsed config.
-    fn ports(&self, config: &serde_json::Value) -> Result<Ports, String>;
+    /// The ports for a parsed config, or in general when `config` is `None`.
+    fn ports(&self, config: Option<&serde_json::Value>) -> Result<Ports, String>;
     /// Runs with a parsed config.
     fn run(&self, config: &serde_json::Value, ctx: &mut OpContext) -> anyhow::Result<()>;
 }
@@ -254,8 +271,11 @@ impl<T: Operator> DynOperator for Erased<T> {
         T::check(&c)?;
         serde_json::to_value(&c).map_err(|e| e.to_string())
     }
-    fn ports(&self, config: &serde_json::Value) -> Result<Ports, String> {
-        Ok(T::ports(&Self::typed(config)?))
+    fn ports(&self, config: Option<&serde_json::Value>) -> Result<Ports, String> {
+        match config {
+            Some(c) => Ok(T::ports(Some(&Self::typed(c)?))),
+            None => Ok(T::ports(None)),
+        }
     }
     fn run(&self, config: &serde_json::Value, ctx: &mut OpContext) -> anyhow::Result<()> {
         let c = Self::typed(config).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
@@ -277,7 +297,8 @@ impl Registry {
 
     /// Registers an operator under its name.
     pub fn register<T: Operator>(&mut self) -> &mut Self {
-        self.ops.insert(T::NAME, Arc::new(Erased::<T>(std::marker::PhantomData)));
+        self.ops
+            .insert(T::NAME, Arc::new(Erased::<T>(std::marker::PhantomData)));
         self
     }
 

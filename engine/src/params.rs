@@ -66,7 +66,11 @@ impl ParamType {
         if ok {
             Ok(v)
         } else {
-            Err(format!("expected {}, found {}", self.as_str(), json_type(&v)))
+            Err(format!(
+                "expected {}, found {}",
+                self.as_str(),
+                json_type(&v)
+            ))
         }
     }
 }
@@ -101,14 +105,21 @@ pub struct ParamSpec {
 }
 
 /// Parses `params:` and applies command-line overrides.
-pub fn parse_params(node: Option<&YValue>, overrides: &[(String, String)], errs: &mut Vec<Diagnostic>) -> Vec<ParamSpec> {
+pub fn parse_params(
+    node: Option<&YValue>,
+    overrides: &[(String, String)],
+    errs: &mut Vec<Diagnostic>,
+) -> Vec<ParamSpec> {
     let mut out: Vec<ParamSpec> = vec![];
     if let Some(node) = node {
         match &node.kind {
             YKind::Map(entries) => {
                 for (k, v) in entries {
                     if out.iter().any(|p| p.name == k.name) {
-                        errs.push(Diagnostic::at(k.pos, format!("duplicate parameter `{}`", k.name)));
+                        errs.push(Diagnostic::at(
+                            k.pos,
+                            format!("duplicate parameter `{}`", k.name),
+                        ));
                         continue;
                     }
                     if let Some(p) = parse_one(&k.name, k.pos, v, errs) {
@@ -117,7 +128,10 @@ pub fn parse_params(node: Option<&YValue>, overrides: &[(String, String)], errs:
                 }
             }
             YKind::Scalar(Scalar::Null) => {}
-            _ => errs.push(Diagnostic::at(node.pos, format!("`params` must be a mapping, found {}", node.type_name()))),
+            _ => errs.push(Diagnostic::at(
+                node.pos,
+                format!("`params` must be a mapping, found {}", node.type_name()),
+            )),
         }
     }
     for (name, raw) in overrides {
@@ -127,19 +141,33 @@ pub fn parse_params(node: Option<&YValue>, overrides: &[(String, String)], errs:
         let parsed = parse_cli_value(raw, p.ty);
         match parsed.and_then(|v| p.ty.coerce(v)) {
             Ok(v) => p.value = Some(v),
-            Err(e) => errs.push(Diagnostic::global(format!("--param {name}={raw}: {e} (declared at line {})", p.pos.line))),
+            Err(e) => errs.push(Diagnostic::global(format!(
+                "--param {name}={raw}: {e} (declared at line {})",
+                p.pos.line
+            ))),
         }
     }
     let declared: Vec<String> = out.iter().map(|p| p.name.clone()).collect();
     for (name, _) in overrides {
         if !declared.contains(name) {
             let help = did_you_mean(name, declared.iter().map(String::as_str));
-            errs.push(Diagnostic::global(format!("--param {name}: the DAG declares no parameter `{name}`")).with_help(help));
+            errs.push(
+                Diagnostic::global(format!(
+                    "--param {name}: the DAG declares no parameter `{name}`"
+                ))
+                .with_help(help),
+            );
         }
     }
     for p in &out {
         if p.value.is_none() {
-            errs.push(Diagnostic::at(p.pos, format!("parameter `{}` has no default and no --param {}=… was given", p.name, p.name)));
+            errs.push(Diagnostic::at(
+                p.pos,
+                format!(
+                    "parameter `{}` has no default and no --param {}=… was given",
+                    p.name, p.name
+                ),
+            ));
         }
     }
     out
@@ -149,40 +177,70 @@ fn parse_cli_value(raw: &str, ty: ParamType) -> Result<J, String> {
     if ty == ParamType::String {
         return Ok(J::String(raw.to_string()));
     }
-    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(raw).map_err(|e| format!("not a valid {}: {e}", ty.as_str()))?;
+    let v: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(raw).map_err(|e| format!("not a valid {}: {e}", ty.as_str()))?;
     serde_json::to_value(v).map_err(|e| e.to_string())
 }
 
 fn parse_one(name: &str, pos: Pos, v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<ParamSpec> {
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        errs.push(Diagnostic::at(pos, format!("invalid parameter name `{name}`: use letters, digits and `_`")));
+        errs.push(Diagnostic::at(
+            pos,
+            format!("invalid parameter name `{name}`: use letters, digits and `_`"),
+        ));
         return None;
     }
     let Some(m) = v.as_map() else {
         // Shorthand: `name: value` declares a parameter of the value's type.
         let j = v.to_json();
         if j.is_null() || j.is_object() {
-            errs.push(Diagnostic::at(v.pos, format!("parameter `{name}` needs a default value or a mapping with `type`")));
+            errs.push(Diagnostic::at(
+                v.pos,
+                format!("parameter `{name}` needs a default value or a mapping with `type`"),
+            ));
             return None;
         }
-        return Some(ParamSpec { name: name.into(), pos, ty: ParamType::of(&j), default: Some(j.clone()), help: None, value: Some(j) });
+        return Some(ParamSpec {
+            name: name.into(),
+            pos,
+            ty: ParamType::of(&j),
+            default: Some(j.clone()),
+            help: None,
+            value: Some(j),
+        });
     };
-    crate::spec::check_keys(m, &["type", "default", "help"], &format!("parameter `{name}`"), errs);
+    crate::spec::check_keys(
+        m,
+        &["type", "default", "help"],
+        &format!("parameter `{name}`"),
+        errs,
+    );
     let get = |k: &str| m.iter().find(|(kk, _)| kk.name == k).map(|(_, v)| v);
     let default = get("default").map(YValue::to_json).filter(|d| !d.is_null());
     let ty = match get("type") {
         Some(t) => match t.as_str().and_then(ParamType::parse) {
             Some(ty) => ty,
             None => {
-                let help = t.as_str().and_then(|s| did_you_mean(s, ["int", "float", "string", "bool", "list"]));
-                errs.push(Diagnostic::at(t.pos, "parameter `type` must be one of int, float, string, bool, list").with_help(help));
+                let help = t
+                    .as_str()
+                    .and_then(|s| did_you_mean(s, ["int", "float", "string", "bool", "list"]));
+                errs.push(
+                    Diagnostic::at(
+                        t.pos,
+                        "parameter `type` must be one of int, float, string, bool, list",
+                    )
+                    .with_help(help),
+                );
                 return None;
             }
         },
         None => match &default {
             Some(d) => ParamType::of(d),
             None => {
-                errs.push(Diagnostic::at(pos, format!("parameter `{name}` needs a `type` or a `default`")));
+                errs.push(Diagnostic::at(
+                    pos,
+                    format!("parameter `{name}` needs a `type` or a `default`"),
+                ));
                 return None;
             }
         },
@@ -191,13 +249,23 @@ fn parse_one(name: &str, pos: Pos, v: &YValue, errs: &mut Vec<Diagnostic>) -> Op
         Some(Ok(d)) => Some(d),
         Some(Err(e)) => {
             let p = get("default").map(|d| d.pos).unwrap_or(pos);
-            errs.push(Diagnostic::at(p, format!("default of parameter `{name}`: {e}")));
+            errs.push(Diagnostic::at(
+                p,
+                format!("default of parameter `{name}`: {e}"),
+            ));
             return None;
         }
         None => None,
     };
     let help = get("help").and_then(|h| h.as_str().map(str::to_string));
-    Some(ParamSpec { name: name.into(), pos, ty, value: default.clone(), default, help })
+    Some(ParamSpec {
+        name: name.into(),
+        pos,
+        ty,
+        value: default.clone(),
+        default,
+        help,
+    })
 }
 
 /// Replaces `${params.name}` in every string of `v`. A string that is exactly one reference
@@ -208,16 +276,30 @@ pub fn substitute(v: &YValue, params: &[ParamSpec], errs: &mut Vec<Diagnostic>) 
         YKind::Scalar(Scalar::Str { value, plain }) if value.contains("${") => {
             substitute_str(value, *plain, v.pos, params, errs)
         }
-        YKind::Seq(items) => YValue { pos: v.pos, kind: YKind::Seq(items.iter().map(|i| substitute(i, params, errs)).collect()) },
+        YKind::Seq(items) => YValue {
+            pos: v.pos,
+            kind: YKind::Seq(items.iter().map(|i| substitute(i, params, errs)).collect()),
+        },
         YKind::Map(entries) => YValue {
             pos: v.pos,
-            kind: YKind::Map(entries.iter().map(|(k, x)| (k.clone(), substitute(x, params, errs))).collect()),
+            kind: YKind::Map(
+                entries
+                    .iter()
+                    .map(|(k, x)| (k.clone(), substitute(x, params, errs)))
+                    .collect(),
+            ),
         },
         _ => v.clone(),
     }
 }
 
-fn substitute_str(s: &str, plain: bool, pos: Pos, params: &[ParamSpec], errs: &mut Vec<Diagnostic>) -> YValue {
+fn substitute_str(
+    s: &str,
+    plain: bool,
+    pos: Pos,
+    params: &[ParamSpec],
+    errs: &mut Vec<Diagnostic>,
+) -> YValue {
     let mut out = String::new();
     let mut rest = s;
     let mut offset = 0usize;
@@ -231,10 +313,20 @@ fn substitute_str(s: &str, plain: bool, pos: Pos, params: &[ParamSpec], errs: &m
             continue;
         }
         out.push_str(&rest[..i]);
-        let at = if plain { Pos::new(pos.line, pos.col + s[..offset + i].chars().count()) } else { pos };
+        let at = if plain {
+            Pos::new(pos.line, pos.col + s[..offset + i].chars().count())
+        } else {
+            pos
+        };
         let Some(end) = rest[i..].find('}') else {
             errs.push(Diagnostic::at(at, "unclosed `${` in template"));
-            return YValue { pos, kind: YKind::Scalar(Scalar::Str { value: s.into(), plain }) };
+            return YValue {
+                pos,
+                kind: YKind::Scalar(Scalar::Str {
+                    value: s.into(),
+                    plain,
+                }),
+            };
         };
         let expr = rest[i + 2..i + end].trim();
         let value = match expr.strip_prefix("params.") {
@@ -242,7 +334,13 @@ fn substitute_str(s: &str, plain: bool, pos: Pos, params: &[ParamSpec], errs: &m
                 Some(p) => p.value.clone(),
                 None => {
                     let help = did_you_mean(name, params.iter().map(|p| p.name.as_str()));
-                    errs.push(Diagnostic::at(at, format!("undefined parameter `{name}` in `${{{expr}}}`")).with_help(help));
+                    errs.push(
+                        Diagnostic::at(
+                            at,
+                            format!("undefined parameter `{name}` in `${{{expr}}}`"),
+                        )
+                        .with_help(help),
+                    );
                     None
                 }
             },
@@ -267,7 +365,10 @@ fn substitute_str(s: &str, plain: bool, pos: Pos, params: &[ParamSpec], errs: &m
     if let Some(w) = whole {
         return YValue::from_json(&w, pos);
     }
-    YValue { pos, kind: YKind::Scalar(Scalar::Str { value: out, plain }) }
+    YValue {
+        pos,
+        kind: YKind::Scalar(Scalar::Str { value: out, plain }),
+    }
 }
 
 #[cfg(test)]
@@ -276,7 +377,10 @@ mod tests {
 
     fn params(src: &str, ov: &[(&str, &str)]) -> (Vec<ParamSpec>, Vec<Diagnostic>) {
         let v = crate::yaml::parse(src).unwrap();
-        let ov: Vec<(String, String)> = ov.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let ov: Vec<(String, String)> = ov
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         let mut errs = vec![];
         let p = parse_params(Some(&v), &ov, &mut errs);
         (p, errs)
@@ -288,16 +392,21 @@ mod tests {
         assert!(e.is_empty(), "{e:?}");
         assert_eq!(p[0].value, Some(J::from(7)));
         let (_, e) = params("n: {type: int, default: 3}\n", &[("n", "seven")]);
-        assert!(e[0].message.contains("expected int, found a string"), "{e:?}");
+        assert!(
+            e[0].message.contains("expected int, found a string"),
+            "{e:?}"
+        );
         let (_, e) = params("n: {type: int, default: 3}\n", &[("m", "1")]);
-        assert_eq!(e[0].help.as_deref(), None);
+        assert_eq!(e[0].help.as_deref(), Some("did you mean `n`?"));
         assert!(e[0].message.contains("declares no parameter `m`"));
     }
 
     #[test]
     fn substitution_keeps_types_and_positions() {
         let (p, _) = params("n: 5\nname: x\n", &[]);
-        let v = crate::yaml::parse("a: ${params.n}\nb: q<${params.n}\nc: ${params.nn}\nd: $${lit}\n").unwrap();
+        let v =
+            crate::yaml::parse("a: ${params.n}\nb: q<${params.n}\nc: ${params.nn}\nd: $${lit}\n")
+                .unwrap();
         let mut errs = vec![];
         let out = substitute(&v, &p, &mut errs).to_json();
         assert_eq!(out["a"], J::from(5));

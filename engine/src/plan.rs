@@ -51,7 +51,10 @@ pub struct PlanNode {
 
 impl std::fmt::Debug for PlanNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlanNode").field("id", &self.id).field("op", &self.op.name()).finish()
+        f.debug_struct("PlanNode")
+            .field("id", &self.id)
+            .field("op", &self.op.name())
+            .finish()
     }
 }
 

@@ -44,24 +44,45 @@ impl WorkerProc {
             .stderr(Stdio::inherit())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = cmd.spawn().with_context(|| format!("cannot start worker {}", exe.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start worker {}", exe.display()))?;
         let pid = child.id().unwrap_or(0);
         let stdin = child.stdin.take().expect("piped");
         let stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
-        Ok(WorkerProc { child, stdin, stdout, pid, env: env.clone() })
+        Ok(WorkerProc {
+            child,
+            stdin,
+            stdout,
+            pid,
+            env: env.clone(),
+        })
     }
 
     /// Sends a task and waits for its result, the worker's death, the timeout or
     /// cancellation. Returns the worker if it can take another task.
-    pub async fn run(mut self, task: &Task, timeout: Option<Duration>, mut cancel: tokio::sync::watch::Receiver<bool>) -> (Outcome, Option<Self>) {
+    pub async fn run(
+        mut self,
+        task: &Task,
+        timeout: Option<Duration>,
+        mut cancel: tokio::sync::watch::Receiver<bool>,
+    ) -> (Outcome, Option<Self>) {
         let mut line = match serde_json::to_vec(task) {
             Ok(l) => l,
-            Err(e) => return (Outcome::Died(format!("cannot encode task: {e}")), Some(self)),
+            Err(e) => {
+                return (
+                    Outcome::Died(format!("cannot encode task: {e}")),
+                    Some(self),
+                )
+            }
         };
         line.push(b'\n');
         if let Err(e) = self.stdin.write_all(&line).await {
             let how = self.death().await;
-            return (Outcome::Died(format!("{how} (sending the task failed: {e})")), None);
+            return (
+                Outcome::Died(format!("{how} (sending the task failed: {e})")),
+                None,
+            );
         }
         let deadline = async {
             match timeout {
@@ -101,7 +122,10 @@ impl WorkerProc {
         unsafe {
             libc::kill(pg, libc::SIGTERM);
         }
-        if tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(3), self.child.wait())
+            .await
+            .is_err()
+        {
             unsafe {
                 libc::kill(pg, libc::SIGKILL);
             }
@@ -143,7 +167,11 @@ pub fn describe_exit(status: std::process::ExitStatus) -> String {
             libc::SIGTERM => "SIGTERM: terminated",
             _ => "signal",
         };
-        let core = if status.core_dumped() { ", core dumped" } else { "" };
+        let core = if status.core_dumped() {
+            ", core dumped"
+        } else {
+            ""
+        };
         return format!("worker process died with signal {sig} ({what}{core})");
     }
     match status.code() {
@@ -174,7 +202,10 @@ impl Pool {
 
     /// Returns a healthy worker. Workers with GPUs assigned are not kept.
     pub fn give_back(&mut self, w: WorkerProc) {
-        if w.env.get("CUDA_VISIBLE_DEVICES").is_some_and(|v| !v.is_empty()) {
+        if w.env
+            .get("CUDA_VISIBLE_DEVICES")
+            .is_some_and(|v| !v.is_empty())
+        {
             return;
         }
         self.idle.push(w);

@@ -69,7 +69,11 @@ impl Progress {
     pub fn started(&self, node: &str, op: &str, attempt: u32) {
         self.running.lock().expect("lock").push(node.to_string());
         if self.mode == Mode::Lines {
-            let retry = if attempt > 1 { format!(" (attempt {attempt})") } else { String::new() };
+            let retry = if attempt > 1 {
+                format!(" (attempt {attempt})")
+            } else {
+                String::new()
+            };
             self.line(&format!("start   {node} ({op}){retry}"));
         }
     }
@@ -86,7 +90,10 @@ impl Progress {
         self.stop(node);
         self.done.fetch_add(1, Ordering::Relaxed);
         if self.mode == Mode::Lines {
-            self.line(&format!("ok      {node} ({})", format_duration(std::time::Duration::from_secs_f64(secs.max(0.0)))));
+            self.line(&format!(
+                "ok      {node} ({})",
+                format_duration(std::time::Duration::from_secs_f64(secs.max(0.0)))
+            ));
         }
     }
 
@@ -103,7 +110,11 @@ impl Progress {
     pub fn retrying(&self, node: &str, attempt: u32, error: &str, delay: std::time::Duration) {
         self.stop(node);
         if self.mode != Mode::Quiet {
-            self.line(&format!("retry   {node}: attempt {attempt} failed: {}; retrying in {}", first_line(error), format_duration(delay)));
+            self.line(&format!(
+                "retry   {node}: attempt {attempt} failed: {}; retrying in {}",
+                first_line(error),
+                format_duration(delay)
+            ));
         }
     }
 
@@ -138,7 +149,12 @@ impl Progress {
             return;
         }
         let running = self.running.lock().expect("lock").clone();
-        let mut names = running.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        let mut names = running
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         if running.len() > 3 {
             names.push_str(&format!(", +{}", running.len() - 3));
         }
@@ -149,7 +165,11 @@ impl Progress {
             self.total,
             self.cached.load(Ordering::Relaxed),
             running.len(),
-            if names.is_empty() { String::new() } else { format!(": {names}") },
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(": {names}")
+            },
             self.failed.load(Ordering::Relaxed),
             self.skipped.load(Ordering::Relaxed),
         );

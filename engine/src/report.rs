@@ -68,8 +68,24 @@ pub fn json(rec: &RunRecord, log_dir: &std::path::Path) -> String {
                 duration_s: n.duration_s,
                 cache_key: n.cache_key.as_deref(),
                 error: n.error.as_deref(),
-                outputs: n.outputs.iter().map(|(p, o)| (p.as_str(), JsonOutput { digest: &o.digest, kind: o.kind.as_str(), uri: &o.uri })).collect(),
-                log: log_dir.join(format!("{}.log", n.node)).display().to_string(),
+                outputs: n
+                    .outputs
+                    .iter()
+                    .map(|(p, o)| {
+                        (
+                            p.as_str(),
+                            JsonOutput {
+                                digest: &o.digest,
+                                kind: o.kind.as_str(),
+                                uri: &o.uri,
+                            },
+                        )
+                    })
+                    .collect(),
+                log: log_dir
+                    .join(format!("{}.log", n.node))
+                    .display()
+                    .to_string(),
             })
             .collect(),
     };
@@ -95,8 +111,21 @@ fn esc(s: &str) -> String {
 /// The JUnit XML report: one `<testcase>` per node; failed nodes carry `<failure>`,
 /// skipped and cancelled nodes `<skipped>`.
 pub fn junit(rec: &RunRecord) -> String {
-    let failures = rec.nodes.iter().filter(|n| n.status == NodeStatus::Failed).count();
-    let skipped = rec.nodes.iter().filter(|n| matches!(n.status, NodeStatus::Skipped | NodeStatus::Cancelled | NodeStatus::Pending)).count();
+    let failures = rec
+        .nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Failed)
+        .count();
+    let skipped = rec
+        .nodes
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.status,
+                NodeStatus::Skipped | NodeStatus::Cancelled | NodeStatus::Pending
+            )
+        })
+        .count();
     let total: f64 = rec.nodes.iter().filter_map(|n| n.duration_s).sum();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(x, "<testsuites name=\"zest\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{total:.3}\">", rec.nodes.len());
@@ -109,20 +138,55 @@ pub fn junit(rec: &RunRecord) -> String {
     );
     let _ = writeln!(x, "    <properties><property name=\"run_id\" value=\"{}\"/><property name=\"status\" value=\"{}\"/></properties>", esc(&rec.run_id), rec.status.as_str());
     for n in &rec.nodes {
-        let _ = write!(x, "    <testcase classname=\"{}.{}\" name=\"{}\" time=\"{:.3}\"", esc(&rec.dag), esc(&n.op), esc(&n.node), n.duration_s.unwrap_or(0.0));
+        let _ = write!(
+            x,
+            "    <testcase classname=\"{}.{}\" name=\"{}\" time=\"{:.3}\"",
+            esc(&rec.dag),
+            esc(&n.op),
+            esc(&n.node),
+            n.duration_s.unwrap_or(0.0)
+        );
         let msg = n.error.as_deref().unwrap_or("");
         match n.status {
             NodeStatus::Failed => {
                 let first = msg.lines().next().unwrap_or("");
-                let _ = writeln!(x, ">\n      <failure message=\"{}\" type=\"node failed\">{}</failure>", esc(first), esc(msg));
-                let attempts: Vec<String> = n.attempts.iter().map(|a| format!("attempt {}: {} {}", a.attempt, a.outcome.as_deref().unwrap_or("?"), a.error.as_deref().unwrap_or(""))).collect();
-                let _ = writeln!(x, "      <system-out>{}</system-out>\n    </testcase>", esc(&attempts.join("\n")));
+                let _ = writeln!(
+                    x,
+                    ">\n      <failure message=\"{}\" type=\"node failed\">{}</failure>",
+                    esc(first),
+                    esc(msg)
+                );
+                let attempts: Vec<String> = n
+                    .attempts
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "attempt {}: {} {}",
+                            a.attempt,
+                            a.outcome.as_deref().unwrap_or("?"),
+                            a.error.as_deref().unwrap_or("")
+                        )
+                    })
+                    .collect();
+                let _ = writeln!(
+                    x,
+                    "      <system-out>{}</system-out>\n    </testcase>",
+                    esc(&attempts.join("\n"))
+                );
             }
             NodeStatus::Skipped | NodeStatus::Cancelled | NodeStatus::Pending => {
-                let _ = writeln!(x, ">\n      <skipped message=\"{}: {}\"/>\n    </testcase>", n.status.as_str(), esc(msg));
+                let _ = writeln!(
+                    x,
+                    ">\n      <skipped message=\"{}: {}\"/>\n    </testcase>",
+                    n.status.as_str(),
+                    esc(msg)
+                );
             }
             NodeStatus::Cached => {
-                let _ = writeln!(x, ">\n      <system-out>cached</system-out>\n    </testcase>");
+                let _ = writeln!(
+                    x,
+                    ">\n      <system-out>cached</system-out>\n    </testcase>"
+                );
             }
             _ => {
                 let _ = writeln!(x, "/>");

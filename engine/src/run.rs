@@ -167,7 +167,12 @@ impl RunRecord {
 
     fn node_mut(&mut self, id: &str) -> Option<&mut NodeRecord> {
         if self.index.len() != self.nodes.len() {
-            self.index = self.nodes.iter().enumerate().map(|(i, n)| (n.node.clone(), i)).collect();
+            self.index = self
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.node.clone(), i))
+                .collect();
         }
         let i = *self.index.get(id)?;
         self.nodes.get_mut(i)
@@ -201,19 +206,70 @@ pub enum Event {
         /// (node, op, op version) in plan order.
         nodes: Vec<(String, String, String)>,
     },
-    RunResumed { at: String, pid: u32, trace_id: Option<String>, span_id: Option<String> },
-    NodeStarted { node: String, attempt: u32, at: String, cache_key: String, span_id: Option<String> },
-    AttemptFailed { node: String, attempt: u32, at: String, error: String },
-    NodeSucceeded { node: String, attempt: u32, at: String, cached: bool, cache_key: String, outputs: BTreeMap<String, OutputRef>, span_id: Option<String> },
-    NodeFailed { node: String, at: String, error: String },
-    NodeSkipped { node: String, at: String, reason: String },
-    NodeCancelled { node: String, at: String, reason: String },
-    RunFinished { at: String, status: RunStatus },
+    RunResumed {
+        at: String,
+        pid: u32,
+        trace_id: Option<String>,
+        span_id: Option<String>,
+    },
+    NodeStarted {
+        node: String,
+        attempt: u32,
+        at: String,
+        cache_key: String,
+        span_id: Option<String>,
+    },
+    AttemptFailed {
+        node: String,
+        attempt: u32,
+        at: String,
+        error: String,
+    },
+    NodeSucceeded {
+        node: String,
+        attempt: u32,
+        at: String,
+        cached: bool,
+        cache_key: String,
+        outputs: BTreeMap<String, OutputRef>,
+        span_id: Option<String>,
+    },
+    NodeFailed {
+        node: String,
+        at: String,
+        error: String,
+    },
+    NodeSkipped {
+        node: String,
+        at: String,
+        reason: String,
+    },
+    NodeCancelled {
+        node: String,
+        at: String,
+        reason: String,
+    },
+    RunFinished {
+        at: String,
+        status: RunStatus,
+    },
 }
 
 /// Applies one event to a record.
 pub fn apply(rec: &mut Option<RunRecord>, ev: Event) {
-    if let Event::RunStarted { run_id, dag, dag_file, params, store, at, pid, trace_id, span_id, nodes } = ev {
+    if let Event::RunStarted {
+        run_id,
+        dag,
+        dag_file,
+        params,
+        store,
+        at,
+        pid,
+        trace_id,
+        span_id,
+        nodes,
+    } = ev
+    {
         *rec = Some(RunRecord {
             run_id,
             dag,
@@ -255,7 +311,12 @@ pub fn apply(rec: &mut Option<RunRecord>, ev: Event) {
     };
     match ev {
         Event::RunStarted { .. } => {}
-        Event::RunResumed { pid, trace_id, span_id, .. } => {
+        Event::RunResumed {
+            pid,
+            trace_id,
+            span_id,
+            ..
+        } => {
             r.pid = pid;
             r.resumed += 1;
             r.status = RunStatus::Running;
@@ -271,7 +332,13 @@ pub fn apply(rec: &mut Option<RunRecord>, ev: Event) {
                 }
             }
         }
-        Event::NodeStarted { node, attempt, at, cache_key, span_id } => {
+        Event::NodeStarted {
+            node,
+            attempt,
+            at,
+            cache_key,
+            span_id,
+        } => {
             if let Some(n) = r.node_mut(&node) {
                 n.status = NodeStatus::Running;
                 n.cache_key = Some(cache_key);
@@ -279,10 +346,21 @@ pub fn apply(rec: &mut Option<RunRecord>, ev: Event) {
                     n.started_at = Some(at.clone());
                 }
                 n.span_id = span_id.or(n.span_id.take());
-                n.attempts.push(Attempt { attempt, started_at: at, ended_at: None, outcome: None, error: None });
+                n.attempts.push(Attempt {
+                    attempt,
+                    started_at: at,
+                    ended_at: None,
+                    outcome: None,
+                    error: None,
+                });
             }
         }
-        Event::AttemptFailed { node, attempt, at, error } => {
+        Event::AttemptFailed {
+            node,
+            attempt,
+            at,
+            error,
+        } => {
             if let Some(n) = r.node_mut(&node) {
                 if let Some(a) = n.attempts.iter_mut().rev().find(|a| a.attempt == attempt) {
                     a.ended_at = Some(at);
@@ -291,9 +369,21 @@ pub fn apply(rec: &mut Option<RunRecord>, ev: Event) {
                 }
             }
         }
-        Event::NodeSucceeded { node, attempt, at, cached, cache_key, outputs, span_id } => {
+        Event::NodeSucceeded {
+            node,
+            attempt,
+            at,
+            cached,
+            cache_key,
+            outputs,
+            span_id,
+        } => {
             if let Some(n) = r.node_mut(&node) {
-                n.status = if cached { NodeStatus::Cached } else { NodeStatus::Succeeded };
+                n.status = if cached {
+                    NodeStatus::Cached
+                } else {
+                    NodeStatus::Succeeded
+                };
                 n.cache_key = Some(cache_key);
                 n.outputs = outputs;
                 n.error = None;
@@ -366,7 +456,9 @@ pub struct RunDir {
 impl RunDir {
     /// The run directory of `run_id` under `state_dir`.
     pub fn new(state_dir: &Path, run_id: &str) -> Self {
-        RunDir { path: state_dir.join("runs").join(run_id) }
+        RunDir {
+            path: state_dir.join("runs").join(run_id),
+        }
     }
     /// The journal file.
     pub fn journal(&self) -> PathBuf {
@@ -405,7 +497,10 @@ impl Journal {
             .append(true)
             .open(dir.journal())
             .with_context(|| format!("cannot open run journal {}", dir.journal().display()))?;
-        Ok(Journal { file, buf: Vec::with_capacity(1024) })
+        Ok(Journal {
+            file,
+            buf: Vec::with_capacity(1024),
+        })
     }
 
     /// Writes one event as one line, in one write.
@@ -413,23 +508,29 @@ impl Journal {
         self.buf.clear();
         serde_json::to_writer(&mut self.buf, ev)?;
         self.buf.push(b'\n');
-        self.file.write_all(&self.buf).context("cannot write run journal")?;
+        self.file
+            .write_all(&self.buf)
+            .context("cannot write run journal")?;
         Ok(())
     }
 }
 
 /// Reads a journal and folds it into a record. A last line cut short by a crash is ignored.
 pub fn read_journal(path: &Path) -> Result<RunRecord> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut rec = None;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         match serde_json::from_str::<Event>(line) {
             Ok(ev) => apply(&mut rec, ev),
-            Err(_) if !text.ends_with('\n') || line == text.lines().last().unwrap_or_default() => break,
+            Err(_) if !text.ends_with('\n') || line == text.lines().last().unwrap_or_default() => {
+                break
+            }
             Err(e) => bail!("{}: corrupt journal line: {e}", path.display()),
         }
     }
-    let mut rec = rec.ok_or_else(|| anyhow::anyhow!("{}: journal has no run_started event", path.display()))?;
+    let mut rec =
+        rec.ok_or_else(|| anyhow::anyhow!("{}: journal has no run_started event", path.display()))?;
     if rec.status == RunStatus::Running && !pid_alive(rec.pid) {
         rec.status = RunStatus::Interrupted;
         for n in &mut rec.nodes {
@@ -482,7 +583,11 @@ pub fn list_runs(state_dir: &Path) -> Result<Vec<String>> {
 /// A new run id: UTC time, sortable, with a random suffix.
 pub fn new_run_id() -> String {
     let now = chrono::Utc::now();
-    format!("{}-{:04x}", now.format("%Y%m%d-%H%M%S"), rand::random::<u16>())
+    format!(
+        "{}-{:04x}",
+        now.format("%Y%m%d-%H%M%S-%3f"),
+        rand::random::<u16>()
+    )
 }
 
 /// Writes the final record next to the journal (temp file, then rename).

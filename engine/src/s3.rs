@@ -25,38 +25,66 @@ pub fn build(bucket: &str, opts: &S3Options) -> Result<AmazonS3> {
             }
         }
     }
-    let endpoint = opts.endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok()).or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    let endpoint = opts
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok())
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    let mut client = ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(300));
+    if std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+        client = client.with_allow_http(true);
+    }
     if let Some(ep) = endpoint {
         if ep.starts_with("http://") {
-            b = b.with_allow_http(true);
+            client = client.with_allow_http(true);
         }
         b = b.with_endpoint(ep).with_virtual_hosted_style_request(false);
     }
     if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
         b = b.with_region("us-east-1");
     }
-    let retries: usize = std::env::var("ZEST_S3_MAX_RETRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let retries: usize = std::env::var("ZEST_S3_MAX_RETRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
     b = b
         .with_bucket_name(bucket)
         .with_retry(RetryConfig {
-            backoff: BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5), base: 2.0 },
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
             max_retries: retries,
             retry_timeout: Duration::from_secs(60),
         })
-        .with_client_options(ClientOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(300)));
-    b.build().with_context(|| format!("cannot configure S3 access to bucket `{bucket}`"))
+        .with_client_options(client);
+    b.build()
+        .with_context(|| format!("cannot configure S3 access to bucket `{bucket}`"))
 }
 
 /// Reads `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`, `region` and
 /// `endpoint_url` for the current profile from the shared AWS files.
 fn profile_settings() -> HashMap<String, String> {
     let mut out = HashMap::new();
-    let Some(home) = std::env::var_os("HOME") else { return out };
+    let Some(home) = std::env::var_os("HOME") else {
+        return out;
+    };
     let home = std::path::PathBuf::from(home);
     let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
-    let config = std::env::var_os("AWS_CONFIG_FILE").map(Into::into).unwrap_or_else(|| home.join(".aws/config"));
-    let creds = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE").map(Into::into).unwrap_or_else(|| home.join(".aws/credentials"));
-    let config_section = if profile == "default" { "default".to_string() } else { format!("profile {profile}") };
+    let config = std::env::var_os("AWS_CONFIG_FILE")
+        .map(Into::into)
+        .unwrap_or_else(|| home.join(".aws/config"));
+    let creds = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(Into::into)
+        .unwrap_or_else(|| home.join(".aws/credentials"));
+    let config_section = if profile == "default" {
+        "default".to_string()
+    } else {
+        format!("profile {profile}")
+    };
     for (file, section) in [(config, config_section), (creds, profile)] {
         if let Ok(text) = std::fs::read_to_string(&file) {
             for (k, v) in ini_section(&text, &section) {
@@ -98,6 +126,12 @@ mod tests {
     fn reads_named_ini_section() {
         let text = "[default]\nregion = eu-west-1\n[profile lab]\nregion=us-east-2\nendpoint_url = http://x:1\n";
         let v = super::ini_section(text, "profile lab");
-        assert_eq!(v, vec![("region".into(), "us-east-2".into()), ("endpoint_url".into(), "http://x:1".into())]);
+        assert_eq!(
+            v,
+            vec![
+                ("region".into(), "us-east-2".into()),
+                ("endpoint_url".into(), "http://x:1".into())
+            ]
+        );
     }
 }

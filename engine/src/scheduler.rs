@@ -73,7 +73,10 @@ pub fn check_resources(plan: &Plan, opts: &ExecOptions) -> Result<()> {
         let n = &plan.graph[*ix];
         let r = n.resources;
         if r.cpu > opts.cpus + 1e-9 {
-            problems.push(format!("node `{}` needs {} CPU(s) but the run has {} (--cpus)", n.id, r.cpu, opts.cpus));
+            problems.push(format!(
+                "node `{}` needs {} CPU(s) but the run has {} (--cpus)",
+                n.id, r.cpu, opts.cpus
+            ));
         }
         if r.memory > opts.memory {
             problems.push(format!(
@@ -84,7 +87,12 @@ pub fn check_resources(plan: &Plan, opts: &ExecOptions) -> Result<()> {
             ));
         }
         if r.gpu as usize > opts.gpus.len() {
-            problems.push(format!("node `{}` needs {} GPU(s) but the run has {} (--gpus)", n.id, r.gpu, opts.gpus.len()));
+            problems.push(format!(
+                "node `{}` needs {} GPU(s) but the run has {} (--gpus)",
+                n.id,
+                r.gpu,
+                opts.gpus.len()
+            ));
         }
     }
     if !problems.is_empty() {
@@ -123,7 +131,11 @@ enum St {
 }
 
 enum Msg {
-    Finished { ix: NodeIndex, outcome: Outcome, worker: Option<WorkerProc> },
+    Finished {
+        ix: NodeIndex,
+        outcome: Outcome,
+        worker: Option<WorkerProc>,
+    },
     Retry(NodeIndex),
 }
 
@@ -169,7 +181,13 @@ pub struct RunOutcome {
 }
 
 /// Executes a plan. Returns the final run record; node failures are in the record, not errors.
-pub async fn execute(plan: &Plan, start: Start, opts: &ExecOptions, tel: Option<&Telemetry>, progress: Arc<Progress>) -> Result<RunOutcome> {
+pub async fn execute(
+    plan: &Plan,
+    start: Start,
+    opts: &ExecOptions,
+    tel: Option<&Telemetry>,
+    progress: Arc<Progress>,
+) -> Result<RunOutcome> {
     check_resources(plan, opts)?;
     let n = plan.graph.node_count();
     let (run_id, prior) = match &start {
@@ -182,9 +200,16 @@ pub async fn execute(plan: &Plan, start: Start, opts: &ExecOptions, tel: Option<
     let (cancel, _) = tokio::sync::watch::channel(false);
     let mut remaining = vec![0usize; n];
     for ix in plan.graph.node_indices() {
-        remaining[ix.index()] = plan.graph.neighbors_directed(ix, Direction::Incoming).count();
+        remaining[ix.index()] = plan
+            .graph
+            .neighbors_directed(ix, Direction::Incoming)
+            .count();
     }
-    let min_cpu = plan.graph.node_weights().map(|n| n.resources.cpu).fold(f64::INFINITY, f64::min);
+    let min_cpu = plan
+        .graph
+        .node_weights()
+        .map(|n| n.resources.cpu)
+        .fold(f64::INFINITY, f64::min);
     let mut r = Runner {
         plan,
         opts,
@@ -218,7 +243,13 @@ pub async fn execute(plan: &Plan, start: Start, opts: &ExecOptions, tel: Option<
         run_span: None,
     };
     if let Some(t) = tel {
-        let mut s = t.start_run(&format!("run {}", plan.name), vec![KeyValue::new("zest.run_id", run_id.clone()), KeyValue::new("zest.dag", plan.name.clone())]);
+        let mut s = t.start_run(
+            &format!("run {}", plan.name),
+            vec![
+                KeyValue::new("zest.run_id", run_id.clone()),
+                KeyValue::new("zest.dag", plan.name.clone()),
+            ],
+        );
         s.set("zest.resumed", prior.is_some());
         r.run_span = Some(s);
     }
@@ -227,7 +258,12 @@ pub async fn execute(plan: &Plan, start: Start, opts: &ExecOptions, tel: Option<
         None => (None, None),
     };
     match start {
-        Start::New { dag_file, source, overrides, .. } => {
+        Start::New {
+            dag_file,
+            source,
+            overrides,
+            ..
+        } => {
             std::fs::write(run_dir.dag_copy(), source)?;
             std::fs::write(run_dir.overrides(), serde_json::to_vec(&overrides)?)?;
             r.emit(Event::RunStarted {
@@ -240,14 +276,27 @@ pub async fn execute(plan: &Plan, start: Start, opts: &ExecOptions, tel: Option<
                 pid: std::process::id(),
                 trace_id,
                 span_id,
-                nodes: plan.order.iter().map(|ix| {
-                    let n = &plan.graph[*ix];
-                    (n.id.clone(), n.op.name().to_string(), n.op.version().to_string())
-                }).collect(),
+                nodes: plan
+                    .order
+                    .iter()
+                    .map(|ix| {
+                        let n = &plan.graph[*ix];
+                        (
+                            n.id.clone(),
+                            n.op.name().to_string(),
+                            n.op.version().to_string(),
+                        )
+                    })
+                    .collect(),
             })?;
         }
         Start::Resume(_) => {
-            r.emit(Event::RunResumed { at: run::now(), pid: std::process::id(), trace_id, span_id })?;
+            r.emit(Event::RunResumed {
+                at: run::now(),
+                pid: std::process::id(),
+                trace_id,
+                span_id,
+            })?;
         }
     }
     // Nodes finished in an earlier session of this run keep their outputs.
@@ -257,7 +306,10 @@ pub async fn execute(plan: &Plan, start: Start, opts: &ExecOptions, tel: Option<
             if prev.status.is_done() && r.outputs_committed(&prev.outputs).await? {
                 r.st[ix.index()] = St::Done;
                 r.outputs[ix.index()] = Some(prev.outputs.clone());
-                r.producer_span[ix.index()] = prior.as_ref().and_then(|p| p.trace_id.clone()).zip(prev.span_id.clone());
+                r.producer_span[ix.index()] = prior
+                    .as_ref()
+                    .and_then(|p| p.trace_id.clone())
+                    .zip(prev.span_id.clone());
                 r.progress.cached(&prev.node);
                 continue;
             }
@@ -337,7 +389,10 @@ impl<'a> Runner<'a> {
                     .iter()
                     .filter_map(|r| {
                         let p = self.plan.index[&r.node];
-                        self.outputs[p.index()].as_ref().and_then(|o| o.get(&r.port)).map(|o| o.digest.clone())
+                        self.outputs[p.index()]
+                            .as_ref()
+                            .and_then(|o| o.get(&r.port))
+                            .map(|o| o.digest.clone())
                     })
                     .collect();
                 (port.clone(), ds)
@@ -361,19 +416,36 @@ impl<'a> Runner<'a> {
                     Ok(f) => f,
                     Err(e) => {
                         // The node runs (and reports the store problem itself, with retries).
-                        self.progress.note(&format!("warning: cache lookup for `{}` failed: {e:#}", node.id));
+                        self.progress.note(&format!(
+                            "warning: cache lookup for `{}` failed: {e:#}",
+                            node.id
+                        ));
                         None
                     }
                 };
                 if let Some(entry) = found {
-                    let producer = (!entry.provenance.trace_id.is_empty()).then(|| (entry.provenance.trace_id.clone(), entry.provenance.span_id.clone()));
+                    let producer = (!entry.provenance.trace_id.is_empty()).then(|| {
+                        (
+                            entry.provenance.trace_id.clone(),
+                            entry.provenance.span_id.clone(),
+                        )
+                    });
                     let mut span_id = None;
                     if let Some(t) = self.tel {
                         let mut links = self.input_links(ix);
                         if let Some((tr, sp)) = &producer {
-                            links.extend(link_to(tr, sp, vec![KeyValue::new("zest.link", "cached-producer")]));
+                            links.extend(link_to(
+                                tr,
+                                sp,
+                                vec![KeyValue::new("zest.link", "cached-producer")],
+                            ));
                         }
-                        let mut s = t.child(self.run_span.as_ref().expect("run span"), &node.id, self.node_attrs(ix, &inputs, true), links);
+                        let mut s = t.child(
+                            self.run_span.as_ref().expect("run span"),
+                            &node.id,
+                            self.node_attrs(ix, &inputs, true),
+                            links,
+                        );
                         s.set("zest.producer.run_id", entry.provenance.run_id.clone());
                         set_outputs(&mut s, &entry.outputs);
                         s.ok();
@@ -381,7 +453,15 @@ impl<'a> Runner<'a> {
                         s.end();
                     }
                     let id = node.id.clone();
-                    self.emit(Event::NodeSucceeded { node: id.clone(), attempt: 0, at: run::now(), cached: true, cache_key: key, outputs: entry.outputs.clone(), span_id })?;
+                    self.emit(Event::NodeSucceeded {
+                        node: id.clone(),
+                        attempt: 0,
+                        at: run::now(),
+                        cached: true,
+                        cache_key: key,
+                        outputs: entry.outputs.clone(),
+                        span_id,
+                    })?;
                     self.producer_span[ix.index()] = producer;
                     self.st[ix.index()] = St::Done;
                     self.outputs[ix.index()] = Some(entry.outputs);
@@ -417,7 +497,14 @@ impl<'a> Runner<'a> {
                 let p = self.plan.index[&r.node];
                 if let Some((t, s)) = &self.producer_span[p.index()] {
                     if seen.insert((t.clone(), s.clone(), port.clone())) {
-                        links.extend(link_to(t, s, vec![KeyValue::new("zest.input", port.clone()), KeyValue::new("zest.producer", r.to_string())]));
+                        links.extend(link_to(
+                            t,
+                            s,
+                            vec![
+                                KeyValue::new("zest.input", port.clone()),
+                                KeyValue::new("zest.producer", r.to_string()),
+                            ],
+                        ));
                     }
                 }
             }
@@ -425,7 +512,12 @@ impl<'a> Runner<'a> {
         links
     }
 
-    fn node_attrs(&self, ix: NodeIndex, inputs: &BTreeMap<String, Vec<String>>, cache_hit: bool) -> Vec<KeyValue> {
+    fn node_attrs(
+        &self,
+        ix: NodeIndex,
+        inputs: &BTreeMap<String, Vec<String>>,
+        cache_hit: bool,
+    ) -> Vec<KeyValue> {
         let node = &self.plan.graph[ix];
         let mut a = vec![
             KeyValue::new("zest.node", node.id.clone()),
@@ -438,14 +530,19 @@ impl<'a> Runner<'a> {
         for (port, ds) in inputs {
             a.push(KeyValue::new(format!("zest.input.{port}"), ds.join(",")));
             let uris: Vec<String> = ds.iter().map(|d| self.opts.store.artifact_uri(d)).collect();
-            a.push(KeyValue::new(format!("zest.input.{port}.uri"), uris.join(",")));
+            a.push(KeyValue::new(
+                format!("zest.input.{port}.uri"),
+                uris.join(","),
+            ));
         }
         a
     }
 
     fn fits(&self, ix: NodeIndex) -> bool {
         let r = self.plan.graph[ix].resources;
-        self.free_cpu + 1e-9 >= r.cpu && (r.memory == 0 || self.free_mem >= r.memory) && self.free_gpus.len() >= r.gpu as usize
+        self.free_cpu + 1e-9 >= r.cpu
+            && (r.memory == 0 || self.free_mem >= r.memory)
+            && self.free_gpus.len() >= r.gpu as usize
     }
 
     fn start_runnable(&mut self) -> Result<()> {
@@ -484,16 +581,34 @@ impl<'a> Runner<'a> {
         let inputs = self.input_digests(ix);
         if attempt == 1 {
             if let Some(t) = self.tel {
-                let s = t.child(self.run_span.as_ref().expect("run span"), &node.id, self.node_attrs(ix, &inputs, false), self.input_links(ix));
+                let s = t.child(
+                    self.run_span.as_ref().expect("run span"),
+                    &node.id,
+                    self.node_attrs(ix, &inputs, false),
+                    self.input_links(ix),
+                );
                 self.spans.insert(ix, s);
             }
         }
         if let Some(s) = self.spans.get_mut(&ix) {
-            s.event("attempt.start", vec![KeyValue::new("zest.attempt", attempt as i64)]);
+            s.event(
+                "attempt.start",
+                vec![KeyValue::new("zest.attempt", attempt as i64)],
+            );
         }
-        let (trace_id, span_id) = self.spans.get(&ix).map(|s| (s.trace_id(), s.span_id())).unwrap_or_default();
+        let (trace_id, span_id) = self
+            .spans
+            .get(&ix)
+            .map(|s| (s.trace_id(), s.span_id()))
+            .unwrap_or_default();
         let mut env = BTreeMap::new();
-        env.insert("CUDA_VISIBLE_DEVICES".to_string(), gpus.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+        env.insert(
+            "CUDA_VISIBLE_DEVICES".to_string(),
+            gpus.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         self.gpus_held.insert(ix, gpus);
         let task = Task {
             run_id: self.run_id.clone(),
@@ -511,15 +626,30 @@ impl<'a> Runner<'a> {
                         .iter()
                         .filter_map(|r| {
                             let p = self.plan.index[&r.node];
-                            self.outputs[p.index()].as_ref().and_then(|o| o.get(&r.port)).map(|o| InputRef { digest: o.digest.clone(), kind: o.kind })
+                            self.outputs[p.index()]
+                                .as_ref()
+                                .and_then(|o| o.get(&r.port))
+                                .map(|o| InputRef {
+                                    digest: o.digest.clone(),
+                                    kind: o.kind,
+                                })
                         })
                         .collect();
                     (port.clone(), v)
                 })
                 .collect(),
-            outputs: node.outputs.iter().map(|p| (p.name.clone(), p.ty)).collect(),
+            outputs: node
+                .outputs
+                .iter()
+                .map(|p| (p.name.clone(), p.ty))
+                .collect(),
             store: self.opts.store_cfg.clone(),
-            scratch: self.opts.state_dir.join("scratch").join(&self.run_id).join(format!("{}-{attempt}", node.id)),
+            scratch: self
+                .opts
+                .state_dir
+                .join("scratch")
+                .join(&self.run_id)
+                .join(format!("{}-{attempt}", node.id)),
             log: self.run_dir.log(&node.id),
             env: env.clone(),
             trace_id,
@@ -540,17 +670,30 @@ impl<'a> Runner<'a> {
             Ok(w) => {
                 tokio::spawn(async move {
                     let (outcome, worker) = w.run(&task, timeout, cancel).await;
-                    let _ = tx.send(Msg::Finished { ix, outcome, worker });
+                    let _ = tx.send(Msg::Finished {
+                        ix,
+                        outcome,
+                        worker,
+                    });
                 });
             }
             Err(e) => {
-                let _ = tx.send(Msg::Finished { ix, outcome: Outcome::Died(format!("{e:#}")), worker: None });
+                let _ = tx.send(Msg::Finished {
+                    ix,
+                    outcome: Outcome::Died(format!("{e:#}")),
+                    worker: None,
+                });
             }
         }
         Ok(())
     }
 
-    async fn finished(&mut self, ix: NodeIndex, outcome: Outcome, worker: Option<WorkerProc>) -> Result<()> {
+    async fn finished(
+        &mut self,
+        ix: NodeIndex,
+        outcome: Outcome,
+        worker: Option<WorkerProc>,
+    ) -> Result<()> {
         let node = &self.plan.graph[ix];
         let id = node.id.clone();
         self.running -= 1;
@@ -566,7 +709,9 @@ impl<'a> Runner<'a> {
         let attempt = self.attempts[ix.index()];
         let error = match outcome {
             Outcome::Done(res) if res.error.is_none() => {
-                let secs = self.started_at[ix.index()].map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+                let secs = self.started_at[ix.index()]
+                    .map(|t| t.elapsed().as_secs_f64())
+                    .unwrap_or(0.0);
                 if let Some(mut s) = self.spans.remove(&ix) {
                     set_outputs(&mut s, &res.outputs);
                     s.set("zest.attempts", attempt as i64);
@@ -575,7 +720,15 @@ impl<'a> Runner<'a> {
                     s.end();
                 }
                 let span_id = self.producer_span[ix.index()].as_ref().map(|p| p.1.clone());
-                self.emit(Event::NodeSucceeded { node: id.clone(), attempt, at: run::now(), cached: false, cache_key: self.keys[ix.index()].clone(), outputs: res.outputs.clone(), span_id })?;
+                self.emit(Event::NodeSucceeded {
+                    node: id.clone(),
+                    attempt,
+                    at: run::now(),
+                    cached: false,
+                    cache_key: self.keys[ix.index()].clone(),
+                    outputs: res.outputs.clone(),
+                    span_id,
+                })?;
                 self.st[ix.index()] = St::Done;
                 self.outputs[ix.index()] = Some(res.outputs);
                 self.progress.succeeded(&id, secs);
@@ -584,19 +737,33 @@ impl<'a> Runner<'a> {
             }
             Outcome::Done(res) => res.error.unwrap_or_default(),
             Outcome::Died(how) => how,
-            Outcome::TimedOut(d) => format!("timed out after {} and was killed", crate::units::format_duration(d)),
+            Outcome::TimedOut(d) => format!(
+                "timed out after {} and was killed",
+                crate::units::format_duration(d)
+            ),
             Outcome::Cancelled => {
                 let why = self.stopping.clone().unwrap_or_else(|| "cancelled".into());
                 return self.cancel_node(ix, &why);
             }
         };
         if let Some(s) = self.spans.get_mut(&ix) {
-            s.event("attempt.failed", vec![KeyValue::new("zest.attempt", attempt as i64), KeyValue::new("error", error.clone())]);
+            s.event(
+                "attempt.failed",
+                vec![
+                    KeyValue::new("zest.attempt", attempt as i64),
+                    KeyValue::new("error", error.clone()),
+                ],
+            );
         }
         let policy = node.retries;
         if attempt <= policy.max && self.stopping.is_none() {
             let delay = backoff_delay(&policy, attempt);
-            self.emit(Event::AttemptFailed { node: id.clone(), attempt, at: run::now(), error: error.clone() })?;
+            self.emit(Event::AttemptFailed {
+                node: id.clone(),
+                attempt,
+                at: run::now(),
+                error: error.clone(),
+            })?;
             self.progress.retrying(&id, attempt, &error, delay);
             self.st[ix.index()] = St::BackingOff;
             self.backing_off += 1;
@@ -607,13 +774,21 @@ impl<'a> Runner<'a> {
             });
             return Ok(());
         }
-        let error = if attempt > 1 { format!("{error} (after {attempt} attempts)") } else { error };
+        let error = if attempt > 1 {
+            format!("{error} (after {attempt} attempts)")
+        } else {
+            error
+        };
         if let Some(mut s) = self.spans.remove(&ix) {
             s.set("zest.attempts", attempt as i64);
             s.fail(&error);
             s.end();
         }
-        self.emit(Event::NodeFailed { node: id.clone(), at: run::now(), error: error.clone() })?;
+        self.emit(Event::NodeFailed {
+            node: id.clone(),
+            at: run::now(),
+            error: error.clone(),
+        })?;
         self.st[ix.index()] = St::Failed;
         self.progress.failed(&id, &error);
         self.skip_descendants(ix)?;
@@ -632,7 +807,11 @@ impl<'a> Runner<'a> {
                     self.st[m.index()] = St::Skipped;
                     let id = self.plan.graph[m].id.clone();
                     let reason = format!("upstream node `{failed}` failed");
-                    self.emit(Event::NodeSkipped { node: id.clone(), at: run::now(), reason: reason.clone() })?;
+                    self.emit(Event::NodeSkipped {
+                        node: id.clone(),
+                        at: run::now(),
+                        reason: reason.clone(),
+                    })?;
                     self.progress.not_run(&id, &reason);
                     stack.push(m);
                 }
@@ -648,7 +827,11 @@ impl<'a> Runner<'a> {
             s.end();
         }
         self.st[ix.index()] = St::Cancelled;
-        self.emit(Event::NodeCancelled { node: id.clone(), at: run::now(), reason: why.to_string() })?;
+        self.emit(Event::NodeCancelled {
+            node: id.clone(),
+            at: run::now(),
+            reason: why.to_string(),
+        })?;
         self.progress.not_run(&id, why);
         Ok(())
     }
@@ -662,7 +845,13 @@ impl<'a> Runner<'a> {
     fn stop(&mut self, why: String) -> Result<()> {
         self.stopping = Some(why.clone());
         let _ = self.cancel.send(true);
-        let pending: Vec<NodeIndex> = self.plan.order.iter().copied().filter(|ix| matches!(self.st[ix.index()], St::Waiting | St::Runnable)).collect();
+        let pending: Vec<NodeIndex> = self
+            .plan
+            .order
+            .iter()
+            .copied()
+            .filter(|ix| matches!(self.st[ix.index()], St::Waiting | St::Runnable))
+            .collect();
         self.runnable.clear();
         for ix in pending {
             self.cancel_node(ix, &why)?;
@@ -680,7 +869,10 @@ impl<'a> Runner<'a> {
         } else {
             RunStatus::Succeeded
         };
-        self.emit(Event::RunFinished { at: run::now(), status })?;
+        self.emit(Event::RunFinished {
+            at: run::now(),
+            status,
+        })?;
         if let Some(mut s) = self.run_span.take() {
             s.set("zest.status", status.as_str());
             if status == RunStatus::Succeeded {
@@ -695,9 +887,16 @@ impl<'a> Runner<'a> {
         let record = self.record.take().expect("run started");
         run::write_record(&self.run_dir, &record)?;
         if !self.opts.store.is_local() {
-            self.opts.store.put_json(&format!("runs/{}.json", record.run_id), &record).await.ok();
+            self.opts
+                .store
+                .put_json(&format!("runs/{}.json", record.run_id), &record)
+                .await
+                .ok();
         }
-        Ok(RunOutcome { record, interrupted: self.interrupted })
+        Ok(RunOutcome {
+            record,
+            interrupted: self.interrupted,
+        })
     }
 }
 

@@ -22,7 +22,10 @@ pub fn dag_schema(registry: &Registry) -> Value {
         }
         if let Some(o) = s.as_object_mut() {
             o.remove("$schema");
-            o.insert("description".into(), Value::String(op.description().to_string()));
+            o.insert(
+                "description".into(),
+                Value::String(op.description().to_string()),
+            );
         }
         defs.insert(def_name.clone(), s);
         branches.push(json!({

@@ -92,14 +92,20 @@ fn check_at(v: &YValue, schema: &J, root: &J, path: &str, errs: &mut Vec<Diagnos
         return;
     }
     // Alternatives (enums of constants, Option<T>, untagged unions).
-    let alts = s.get("oneOf").or_else(|| s.get("anyOf")).and_then(J::as_array);
+    let alts = s
+        .get("oneOf")
+        .or_else(|| s.get("anyOf"))
+        .and_then(J::as_array);
     if let Some(alts) = alts {
         let consts: Vec<&str> = alts
             .iter()
             .filter_map(|a| {
                 let a = resolve(a, root);
                 a.get("const").and_then(J::as_str).or_else(|| {
-                    a.get("enum").and_then(J::as_array).filter(|e| e.len() == 1).and_then(|e| e[0].as_str())
+                    a.get("enum")
+                        .and_then(J::as_array)
+                        .filter(|e| e.len() == 1)
+                        .and_then(|e| e[0].as_str())
                 })
             })
             .collect();
@@ -131,7 +137,10 @@ fn check_at(v: &YValue, schema: &J, root: &J, path: &str, errs: &mut Vec<Diagnos
     }
     if let Some(c) = s.get("const") {
         if &v.to_json() != c {
-            errs.push(Diagnostic::at(v.pos, format!("{} must be {c}", field(path))));
+            errs.push(Diagnostic::at(
+                v.pos,
+                format!("{} must be {c}", field(path)),
+            ));
         }
         return;
     }
@@ -141,8 +150,16 @@ fn check_at(v: &YValue, schema: &J, root: &J, path: &str, errs: &mut Vec<Diagnos
         _ => vec![],
     };
     if !types.is_empty() && !types.iter().any(|t| type_matches(t, v)) {
-        let want: Vec<&str> = types.iter().filter(|t| **t != "null").map(|t| type_word(t)).collect();
-        let want = if want.is_empty() { "null".to_string() } else { want.join(" or ") };
+        let want: Vec<&str> = types
+            .iter()
+            .filter(|t| **t != "null")
+            .map(|t| type_word(t))
+            .collect();
+        let want = if want.is_empty() {
+            "null".to_string()
+        } else {
+            want.join(" or ")
+        };
         errs.push(Diagnostic::at(
             v.pos,
             format!("{} must be {want}, found {}", field(path), v.type_name()),
@@ -156,7 +173,11 @@ fn check_at(v: &YValue, schema: &J, root: &J, path: &str, errs: &mut Vec<Diagnos
                 if (items.len() as u64) < min {
                     errs.push(Diagnostic::at(
                         v.pos,
-                        format!("{} needs at least {min} item(s), found {}", field(path), items.len()),
+                        format!(
+                            "{} needs at least {min} item(s), found {}",
+                            field(path),
+                            items.len()
+                        ),
                     ));
                 }
             }
@@ -171,7 +192,10 @@ fn check_at(v: &YValue, schema: &J, root: &J, path: &str, errs: &mut Vec<Diagnos
                 if (value.chars().count() as u64) < min {
                     errs.push(Diagnostic::at(
                         v.pos,
-                        format!("{} must not be shorter than {min} character(s)", field(path)),
+                        format!(
+                            "{} must not be shorter than {min} character(s)",
+                            field(path)
+                        ),
                     ));
                 }
             }
@@ -185,35 +209,77 @@ fn check_at(v: &YValue, schema: &J, root: &J, path: &str, errs: &mut Vec<Diagnos
 }
 
 fn enum_error(v: &YValue, path: &str, names: &[&str]) -> Diagnostic {
-    let list = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let list = names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let got = match v.as_str() {
         Some(s) => format!("`{s}`"),
         None => v.type_name().to_string(),
     };
-    let help = v.as_str().and_then(|s| did_you_mean(s, names.iter().copied()));
-    Diagnostic::at(v.pos, format!("{} must be one of {list}, found {got}", field(path))).with_help(help)
+    let help = v
+        .as_str()
+        .and_then(|s| did_you_mean(s, names.iter().copied()));
+    Diagnostic::at(
+        v.pos,
+        format!("{} must be one of {list}, found {got}", field(path)),
+    )
+    .with_help(help)
 }
 
 fn check_range(pos: Pos, n: f64, s: &J, path: &str, errs: &mut Vec<Diagnostic>) {
     let f = |k: &str| s.get(k).and_then(J::as_f64);
     if let Some(min) = f("minimum") {
         if n < min {
-            errs.push(Diagnostic::at(pos, format!("{} must be at least {}, found {}", field(path), fmt_num(min), fmt_num(n))));
+            errs.push(Diagnostic::at(
+                pos,
+                format!(
+                    "{} must be at least {}, found {}",
+                    field(path),
+                    fmt_num(min),
+                    fmt_num(n)
+                ),
+            ));
         }
     }
     if let Some(max) = f("maximum") {
         if n > max {
-            errs.push(Diagnostic::at(pos, format!("{} must be at most {}, found {}", field(path), fmt_num(max), fmt_num(n))));
+            errs.push(Diagnostic::at(
+                pos,
+                format!(
+                    "{} must be at most {}, found {}",
+                    field(path),
+                    fmt_num(max),
+                    fmt_num(n)
+                ),
+            ));
         }
     }
     if let Some(min) = f("exclusiveMinimum") {
         if n <= min {
-            errs.push(Diagnostic::at(pos, format!("{} must be greater than {}, found {}", field(path), fmt_num(min), fmt_num(n))));
+            errs.push(Diagnostic::at(
+                pos,
+                format!(
+                    "{} must be greater than {}, found {}",
+                    field(path),
+                    fmt_num(min),
+                    fmt_num(n)
+                ),
+            ));
         }
     }
     if let Some(max) = f("exclusiveMaximum") {
         if n >= max {
-            errs.push(Diagnostic::at(pos, format!("{} must be less than {}, found {}", field(path), fmt_num(max), fmt_num(n))));
+            errs.push(Diagnostic::at(
+                pos,
+                format!(
+                    "{} must be less than {}, found {}",
+                    field(path),
+                    fmt_num(max),
+                    fmt_num(n)
+                ),
+            ));
         }
     }
 }
@@ -228,24 +294,40 @@ fn check_object(
 ) {
     let props = s.get("properties").and_then(J::as_object);
     let extra = s.get("additionalProperties");
-    let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
     let mut seen = std::collections::HashSet::new();
     for (k, val) in entries {
         if !seen.insert(k.name.as_str()) {
-            errs.push(Diagnostic::at(k.pos, format!("duplicate key `{}`", join(&k.name))));
+            errs.push(Diagnostic::at(
+                k.pos,
+                format!("duplicate key `{}`", join(&k.name)),
+            ));
             continue;
         }
         match props.and_then(|p| p.get(&k.name)) {
             Some(ps) => check_at(val, ps, root, &join(&k.name), errs),
             None => match extra {
                 Some(J::Bool(false)) => {
-                    let names = props.map(|p| p.keys().map(String::as_str).collect::<Vec<_>>()).unwrap_or_default();
+                    let names = props
+                        .map(|p| p.keys().map(String::as_str).collect::<Vec<_>>())
+                        .unwrap_or_default();
                     let help = did_you_mean(&k.name, names.iter().copied()).or_else(|| {
                         (!names.is_empty()).then(|| format!("known fields: {}", names.join(", ")))
                     });
-                    errs.push(Diagnostic::at(k.pos, format!("unknown field `{}`", join(&k.name))).with_help(help));
+                    errs.push(
+                        Diagnostic::at(k.pos, format!("unknown field `{}`", join(&k.name)))
+                            .with_help(help),
+                    );
                 }
-                Some(extra_schema @ J::Object(_)) => check_at(val, extra_schema, root, &join(&k.name), errs),
+                Some(extra_schema @ J::Object(_)) => {
+                    check_at(val, extra_schema, root, &join(&k.name), errs)
+                }
                 _ => {}
             },
         }
@@ -253,7 +335,10 @@ fn check_object(
     if let Some(req) = s.get("required").and_then(J::as_array) {
         for r in req.iter().filter_map(J::as_str) {
             if !seen.contains(r) {
-                errs.push(Diagnostic::at(pos, format!("missing required field `{}`", join(r))));
+                errs.push(Diagnostic::at(
+                    pos,
+                    format!("missing required field `{}`", join(r)),
+                ));
             }
         }
     }
@@ -290,7 +375,14 @@ mod tests {
         let v = crate::yaml::parse(src).unwrap();
         check(&v, &schema, "")
             .into_iter()
-            .map(|d| format!("{}:{} {}", d.pos.unwrap().line, d.pos.unwrap().col, d.message))
+            .map(|d| {
+                format!(
+                    "{}:{} {}",
+                    d.pos.unwrap().line,
+                    d.pos.unwrap().col,
+                    d.message
+                )
+            })
             .collect()
     }
 
@@ -304,7 +396,10 @@ mod tests {
         let e = errs("querry: x\nworkers: 30\nmode: slow\npaths: 3\n");
         assert_eq!(e.len(), 5, "{e:?}");
         assert!(e[0].starts_with("1:1 unknown field `querry`"), "{e:?}");
-        assert!(e[1].starts_with("2:10 `workers` must be at most 10"), "{e:?}");
+        assert!(
+            e[1].starts_with("2:10 `workers` must be at most 10"),
+            "{e:?}"
+        );
         assert!(e[2].starts_with("3:7 `mode` must be one of"), "{e:?}");
         assert!(e[3].starts_with("4:8 `paths` must be a list"), "{e:?}");
         assert!(e[4].contains("missing required field `query`"), "{e:?}");
@@ -313,7 +408,10 @@ mod tests {
     #[test]
     fn wrong_type() {
         let e = errs("query: [1]\nworkers: many\n");
-        assert!(e[0].contains("`query` must be a string, found a list"), "{e:?}");
+        assert!(
+            e[0].contains("`query` must be a string, found a list"),
+            "{e:?}"
+        );
         assert!(e[1].contains("`workers` must be an integer"), "{e:?}");
     }
 }

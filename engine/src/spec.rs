@@ -32,7 +32,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max: 0, backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(300) }
+        RetryPolicy {
+            max: 0,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+        }
     }
 }
 
@@ -49,7 +53,11 @@ pub struct Resources {
 
 impl Default for Resources {
     fn default() -> Self {
-        Resources { cpu: 1.0, memory: 0, gpu: 0 }
+        Resources {
+            cpu: 1.0,
+            memory: 0,
+            gpu: 0,
+        }
     }
 }
 
@@ -110,20 +118,40 @@ pub struct DagSpec {
 }
 
 const TOP_KEYS: &[&str] = &["name", "description", "params", "defaults", "nodes"];
-const NODE_KEYS: &[&str] =
-    &["op", "in", "with", "after", "resources", "retries", "timeout", "cache", "description"];
+const NODE_KEYS: &[&str] = &[
+    "op",
+    "in",
+    "with",
+    "after",
+    "resources",
+    "retries",
+    "timeout",
+    "cache",
+    "description",
+];
 const DEFAULT_KEYS: &[&str] = &["resources", "retries", "timeout", "cache"];
 
 /// Reports keys of `entries` that are not in `known`, and duplicates.
-pub(crate) fn check_keys(entries: &[(YKey, YValue)], known: &[&str], what: &str, errs: &mut Vec<Diagnostic>) {
+pub(crate) fn check_keys(
+    entries: &[(YKey, YValue)],
+    known: &[&str],
+    what: &str,
+    errs: &mut Vec<Diagnostic>,
+) {
     let mut seen = std::collections::HashSet::new();
     for (k, _) in entries {
         if !known.contains(&k.name.as_str()) {
             let help = did_you_mean(&k.name, known.iter().copied())
                 .or_else(|| Some(format!("{what} may have: {}", known.join(", "))));
-            errs.push(Diagnostic::at(k.pos, format!("unknown key `{}` in {what}", k.name)).with_help(help));
+            errs.push(
+                Diagnostic::at(k.pos, format!("unknown key `{}` in {what}", k.name))
+                    .with_help(help),
+            );
         } else if !seen.insert(k.name.as_str()) {
-            errs.push(Diagnostic::at(k.pos, format!("duplicate key `{}` in {what}", k.name)));
+            errs.push(Diagnostic::at(
+                k.pos,
+                format!("duplicate key `{}` in {what}", k.name),
+            ));
         }
     }
 }
@@ -134,20 +162,33 @@ fn get<'a>(entries: &'a [(YKey, YValue)], key: &str) -> Option<&'a YValue> {
 
 fn want_str(v: &YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Option<Spanned<String>> {
     match v.as_str() {
-        Some(s) => Some(Spanned { value: s.to_string(), pos: v.pos }),
+        Some(s) => Some(Spanned {
+            value: s.to_string(),
+            pos: v.pos,
+        }),
         None => {
-            errs.push(Diagnostic::at(v.pos, format!("{what} must be a string, found {}", v.type_name())));
+            errs.push(Diagnostic::at(
+                v.pos,
+                format!("{what} must be a string, found {}", v.type_name()),
+            ));
             None
         }
     }
 }
 
-fn want_map<'a>(v: &'a YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Option<&'a [(YKey, YValue)]> {
+fn want_map<'a>(
+    v: &'a YValue,
+    what: &str,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<&'a [(YKey, YValue)]> {
     match v.as_map() {
         Some(m) => Some(m),
         None if v.is_null() => Some(&[]),
         None => {
-            errs.push(Diagnostic::at(v.pos, format!("{what} must be a mapping, found {}", v.type_name())));
+            errs.push(Diagnostic::at(
+                v.pos,
+                format!("{what} must be a mapping, found {}", v.type_name()),
+            ));
             None
         }
     }
@@ -157,9 +198,13 @@ fn want_duration(v: &YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Option<D
     let r = match &v.kind {
         YKind::Scalar(Scalar::Str { value, .. }) => parse_duration(value),
         YKind::Scalar(Scalar::Int(i)) if *i >= 0 => Ok(Duration::from_secs(*i as u64)),
-        _ => Err(format!("must be a duration like 30s, 10m or 1h30m, found {}", v.type_name())),
+        _ => Err(format!(
+            "must be a duration like 30s, 10m or 1h30m, found {}",
+            v.type_name()
+        )),
     };
-    r.map_err(|e| errs.push(Diagnostic::at(v.pos, format!("{what}: {e}")))).ok()
+    r.map_err(|e| errs.push(Diagnostic::at(v.pos, format!("{what}: {e}"))))
+        .ok()
 }
 
 fn parse_retries(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<RetryPolicy> {
@@ -178,7 +223,13 @@ fn parse_retries(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<RetryPolicy> 
     if let Some(max) = get(m, "max") {
         match max.kind {
             YKind::Scalar(Scalar::Int(n)) if (0..=1000).contains(&n) => p.max = n as u32,
-            _ => errs.push(Diagnostic::at(max.pos, format!("`retries.max` must be an integer from 0 to 1000, found {}", describe(max)))),
+            _ => errs.push(Diagnostic::at(
+                max.pos,
+                format!(
+                    "`retries.max` must be an integer from 0 to 1000, found {}",
+                    describe(max)
+                ),
+            )),
         }
     }
     if let Some(b) = get(m, "backoff") {
@@ -212,7 +263,13 @@ fn parse_resources(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<Resources> 
         match c.kind {
             YKind::Scalar(Scalar::Int(i)) if i > 0 => r.cpu = i as f64,
             YKind::Scalar(Scalar::Float(f)) if f > 0.0 && f.is_finite() => r.cpu = f,
-            _ => errs.push(Diagnostic::at(c.pos, format!("`resources.cpu` must be a positive number of cores, found {}", describe(c)))),
+            _ => errs.push(Diagnostic::at(
+                c.pos,
+                format!(
+                    "`resources.cpu` must be a positive number of cores, found {}",
+                    describe(c)
+                ),
+            )),
         }
     }
     if let Some(mem) = get(m, "memory") {
@@ -222,13 +279,25 @@ fn parse_resources(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<Resources> 
                 Ok(b) => r.memory = b,
                 Err(e) => errs.push(Diagnostic::at(mem.pos, format!("`resources.memory`: {e}"))),
             },
-            _ => errs.push(Diagnostic::at(mem.pos, format!("`resources.memory` must be a size like 512MiB or 2GiB, found {}", describe(mem)))),
+            _ => errs.push(Diagnostic::at(
+                mem.pos,
+                format!(
+                    "`resources.memory` must be a size like 512MiB or 2GiB, found {}",
+                    describe(mem)
+                ),
+            )),
         }
     }
     if let Some(g) = get(m, "gpu") {
         match g.kind {
             YKind::Scalar(Scalar::Int(i)) if (0..=1024).contains(&i) => r.gpu = i as u32,
-            _ => errs.push(Diagnostic::at(g.pos, format!("`resources.gpu` must be a whole number of GPUs, found {}", describe(g)))),
+            _ => errs.push(Diagnostic::at(
+                g.pos,
+                format!(
+                    "`resources.gpu` must be a whole number of GPUs, found {}",
+                    describe(g)
+                ),
+            )),
         }
     }
     (errs.len() == n0).then_some(r)
@@ -251,26 +320,38 @@ fn parse_settings(m: &[(YKey, YValue)], errs: &mut Vec<Diagnostic>) -> NodeSetti
     if let Some(v) = get(m, "cache") {
         match v.kind {
             YKind::Scalar(Scalar::Bool(b)) => s.cache = Some(b),
-            _ => errs.push(Diagnostic::at(v.pos, format!("`cache` must be true or false, found {}", v.type_name()))),
+            _ => errs.push(Diagnostic::at(
+                v.pos,
+                format!("`cache` must be true or false, found {}", v.type_name()),
+            )),
         }
     }
     s
 }
 
 fn is_valid_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn parse_refs(v: &YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Vec<Spanned<String>> {
     match &v.kind {
-        YKind::Seq(items) => items.iter().filter_map(|i| want_str(i, what, errs)).collect(),
+        YKind::Seq(items) => items
+            .iter()
+            .filter_map(|i| want_str(i, what, errs))
+            .collect(),
         _ => want_str(v, what, errs).into_iter().collect(),
     }
 }
 
 fn parse_node(key: &YKey, v: &YValue, errs: &mut Vec<Diagnostic>) -> NodeSpec {
     let mut node = NodeSpec {
-        id: Spanned { value: key.name.clone(), pos: key.pos },
+        id: Spanned {
+            value: key.name.clone(),
+            pos: key.pos,
+        },
         op: None,
         inputs: vec![],
         with: None,
@@ -281,25 +362,39 @@ fn parse_node(key: &YKey, v: &YValue, errs: &mut Vec<Diagnostic>) -> NodeSpec {
     if !is_valid_id(&key.name) {
         errs.push(Diagnostic::at(
             key.pos,
-            format!("invalid node id `{}`: use letters, digits, `_` and `-` only", key.name),
+            format!(
+                "invalid node id `{}`: use letters, digits, `_` and `-` only",
+                key.name
+            ),
         ));
     }
-    let Some(m) = want_map(v, &format!("node `{}`", key.name), errs) else { return node };
+    let Some(m) = want_map(v, &format!("node `{}`", key.name), errs) else {
+        return node;
+    };
     check_keys(m, NODE_KEYS, &format!("node `{}`", key.name), errs);
     match get(m, "op") {
         Some(op) => node.op = want_str(op, "`op`", errs),
-        None => errs.push(Diagnostic::at(key.pos, format!("node `{}` has no `op`", key.name))),
+        None => errs.push(Diagnostic::at(
+            key.pos,
+            format!("node `{}` has no `op`", key.name),
+        )),
     }
     if let Some(i) = get(m, "in") {
         if let Some(im) = want_map(i, "`in`", errs) {
             let mut seen = std::collections::HashSet::new();
             for (port, refs) in im {
                 if !seen.insert(port.name.as_str()) {
-                    errs.push(Diagnostic::at(port.pos, format!("duplicate input port `{}`", port.name)));
+                    errs.push(Diagnostic::at(
+                        port.pos,
+                        format!("duplicate input port `{}`", port.name),
+                    ));
                     continue;
                 }
                 node.inputs.push(InputSpec {
-                    port: Spanned { value: port.name.clone(), pos: port.pos },
+                    port: Spanned {
+                        value: port.name.clone(),
+                        pos: port.pos,
+                    },
                     refs: parse_refs(refs, "an input reference `node.port`", errs),
                 });
             }
@@ -320,19 +415,33 @@ fn parse_node(key: &YKey, v: &YValue, errs: &mut Vec<Diagnostic>) -> NodeSpec {
 
 /// Parses a DAG file. `overrides` are `--param name=value` pairs from the command line.
 /// Returns the spec (possibly partial) and every problem found.
-pub fn parse(file_stem: &str, source: &str, overrides: &[(String, String)]) -> (Option<DagSpec>, Vec<Diagnostic>) {
+pub fn parse(
+    file_stem: &str,
+    source: &str,
+    overrides: &[(String, String)],
+) -> (Option<DagSpec>, Vec<Diagnostic>) {
     let mut errs = vec![];
     let root = match yaml::parse(source) {
         Ok(v) => v,
         Err(e) => return (None, vec![e]),
     };
     let Some(top) = root.as_map() else {
-        errs.push(Diagnostic::at(root.pos, format!("a DAG file must be a mapping with `nodes:`, found {}", root.type_name())));
+        errs.push(Diagnostic::at(
+            root.pos,
+            format!(
+                "a DAG file must be a mapping with `nodes:`, found {}",
+                root.type_name()
+            ),
+        ));
         return (None, errs);
     };
     check_keys(top, TOP_KEYS, "the DAG", &mut errs);
-    let name = get(top, "name").and_then(|v| want_str(v, "`name`", &mut errs)).map(|s| s.value);
-    let description = get(top, "description").and_then(|v| want_str(v, "`description`", &mut errs)).map(|s| s.value);
+    let name = get(top, "name")
+        .and_then(|v| want_str(v, "`name`", &mut errs))
+        .map(|s| s.value);
+    let description = get(top, "description")
+        .and_then(|v| want_str(v, "`description`", &mut errs))
+        .map(|s| s.value);
     let params = params::parse_params(get(top, "params"), overrides, &mut errs);
     let defaults = match get(top, "defaults") {
         Some(d) => {
@@ -358,7 +467,10 @@ pub fn parse(file_stem: &str, source: &str, overrides: &[(String, String)]) -> (
                     if let Some(first) = seen.get(k.name.as_str()) {
                         errs.push(Diagnostic::at(
                             k.pos,
-                            format!("duplicate node id `{}` (first defined at line {})", k.name, first.line),
+                            format!(
+                                "duplicate node id `{}` (first defined at line {})",
+                                k.name, first.line
+                            ),
                         ));
                         continue;
                     }
@@ -371,6 +483,12 @@ pub fn parse(file_stem: &str, source: &str, overrides: &[(String, String)]) -> (
             }
         }
     }
-    let spec = DagSpec { name: name.unwrap_or_else(|| file_stem.to_string()), description, params, defaults, nodes };
+    let spec = DagSpec {
+        name: name.unwrap_or_else(|| file_stem.to_string()),
+        description,
+        params,
+        defaults,
+        nodes,
+    };
     (Some(spec), errs)
 }

@@ -146,7 +146,8 @@ impl ArtifactStore {
             bail!("unsupported store `{url}`: use a local path or s3://bucket/prefix");
         }
         let root = PathBuf::from(url);
-        std::fs::create_dir_all(&root).with_context(|| format!("cannot create store directory {}", root.display()))?;
+        std::fs::create_dir_all(&root)
+            .with_context(|| format!("cannot create store directory {}", root.display()))?;
         let root = root.canonicalize()?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(&root)?;
         Ok(ArtifactStore {
@@ -179,21 +180,52 @@ impl ArtifactStore {
     /// Where an artifact lives, for people: a local path or an `s3://` URI.
     pub fn artifact_uri(&self, digest: &str) -> String {
         match &self.local_root {
-            Some(r) => r.join("artifacts").join(digest).join("files").display().to_string(),
+            Some(r) => r
+                .join("artifacts")
+                .join(digest)
+                .join("files")
+                .display()
+                .to_string(),
             None => format!("{}/artifacts/{digest}/files", self.url),
         }
     }
 
     fn describe_err(&self, what: &str, e: object_store::Error) -> anyhow::Error {
-        anyhow!("store {}: {what}: {e}", self.url)
+        // object_store's message stops at the outermost error; the cause (connection
+        // refused, DNS, TLS) is further down the chain.
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            let t = s.to_string();
+            if !msg.contains(&t) {
+                msg.push_str(": ");
+                msg.push_str(&t);
+            }
+            src = s.source();
+        }
+        anyhow!("store {}: {what}: {msg}", self.url)
     }
 
     /// Reads a JSON object; `Ok(None)` if it does not exist.
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, rel: &str) -> Result<Option<T>> {
+        if let Some(root) = &self.local_root {
+            // Local fast path: small reads on the calling thread, no blocking-pool handoff.
+            return match std::fs::read(root.join(rel)) {
+                Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                    format!("store {}: {rel} is not valid JSON", self.url)
+                })?)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(anyhow!("store {}: reading {rel}: {e}", self.url)),
+            };
+        }
         match self.store.get(&self.key(rel)).await {
             Ok(r) => {
-                let bytes = r.bytes().await.map_err(|e| self.describe_err(&format!("reading {rel}"), e))?;
-                let v = serde_json::from_slice(&bytes).with_context(|| format!("store {}: {rel} is not valid JSON", self.url))?;
+                let bytes = r
+                    .bytes()
+                    .await
+                    .map_err(|e| self.describe_err(&format!("reading {rel}"), e))?;
+                let v = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("store {}: {rel} is not valid JSON", self.url))?;
                 Ok(Some(v))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -204,6 +236,13 @@ impl ArtifactStore {
     /// Writes a JSON object, replacing any previous one.
     pub async fn put_json<T: Serialize>(&self, rel: &str, v: &T) -> Result<()> {
         let body = serde_json::to_vec_pretty(v)?;
+        if let Some(root) = &self.local_root {
+            let (tmp, dst) = local_staging(root, rel)?;
+            std::fs::write(&tmp, &body)?;
+            std::fs::rename(&tmp, &dst)
+                .with_context(|| format!("store {}: writing {rel}", self.url))?;
+            return Ok(());
+        }
         self.store
             .put(&self.key(rel), PutPayload::from(body))
             .await
@@ -213,17 +252,43 @@ impl ArtifactStore {
 
     /// Writes a JSON object only if none exists. Returns false if one already existed.
     pub async fn put_json_if_absent<T: Serialize>(&self, rel: &str, v: &T) -> Result<bool> {
+        if let Some(root) = &self.local_root {
+            // Write a staging file, then hard-link it into place: link(2) fails if the
+            // target exists, which makes this an atomic put-if-absent.
+            let (tmp, dst) = local_staging(root, rel)?;
+            std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)?;
+            let r = std::fs::hard_link(&tmp, &dst);
+            let _ = std::fs::remove_file(&tmp);
+            return match r {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(anyhow!("store {}: writing {rel}: {e}", self.url)),
+            };
+        }
         let body = PutPayload::from(serde_json::to_vec_pretty(v)?);
-        match self.store.put_opts(&self.key(rel), body.clone(), PutMode::Create.into()).await {
+        match self
+            .store
+            .put_opts(&self.key(rel), body.clone(), PutMode::Create.into())
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
-            Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }) => {
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(
+                object_store::Error::NotImplemented { .. }
+                | object_store::Error::NotSupported { .. },
+            ) => {
                 // The server cannot do conditional writes; content-addressed objects are
                 // identical for every writer, so check-then-write is safe for them.
                 if self.exists(rel).await? {
                     return Ok(false);
                 }
-                self.store.put(&self.key(rel), body).await.map_err(|e| self.describe_err(&format!("writing {rel}"), e))?;
+                self.store
+                    .put(&self.key(rel), body)
+                    .await
+                    .map_err(|e| self.describe_err(&format!("writing {rel}"), e))?;
                 Ok(true)
             }
             Err(e) => Err(self.describe_err(&format!("writing {rel}"), e)),
@@ -232,6 +297,9 @@ impl ArtifactStore {
 
     /// Whether an object exists.
     pub async fn exists(&self, rel: &str) -> Result<bool> {
+        if let Some(root) = &self.local_root {
+            return Ok(root.join(rel).exists());
+        }
         match self.store.head(&self.key(rel)).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -244,30 +312,55 @@ impl ArtifactStore {
         if !is_digest(digest) {
             bail!("`{digest}` is not an artifact digest (64 hex characters)");
         }
-        self.get_json(&format!("artifacts/{digest}/manifest.json")).await
+        self.get_json(&format!("artifacts/{digest}/manifest.json"))
+            .await
     }
 
     /// Commits the files under `dir` as an artifact of type `kind`: payload first, manifest
     /// last (put-if-absent). Identical content already committed is not written again.
     /// The directory's files are moved (local stores) or uploaded (remote stores).
-    pub async fn commit_dir(&self, kind: PortType, dir: &Path, meta: serde_json::Value, provenance: Provenance) -> Result<OutputRef> {
-        let d = dir.to_path_buf();
-        let scanned = tokio::task::spawn_blocking(move || digest::scan_dir(&d))
-            .await?
+    pub async fn commit_dir(
+        &self,
+        kind: PortType,
+        dir: &Path,
+        meta: serde_json::Value,
+        provenance: Provenance,
+    ) -> Result<OutputRef> {
+        let scanned = digest::scan_dir(dir)
             .with_context(|| format!("cannot read output directory {}", dir.display()))?;
         let files: Vec<FileEntry> = scanned.iter().map(|(_, f)| f.clone()).collect();
         let digest = digest::tree_digest(kind.as_str(), &files);
-        let out = OutputRef { digest: digest.clone(), kind, uri: self.artifact_uri(&digest), meta: meta.clone() };
+        let out = OutputRef {
+            digest: digest.clone(),
+            kind,
+            uri: self.artifact_uri(&digest),
+            meta: meta.clone(),
+        };
         let manifest_key = format!("artifacts/{digest}/manifest.json");
         if self.exists(&manifest_key).await? {
             return Ok(out);
         }
-        for (src, f) in &scanned {
-            self.put_file(src, &format!("artifacts/{digest}/files/{}", f.path)).await?;
-        }
         if let Some(root) = &self.local_root {
-            // An empty artifact still has a files/ directory to point inputs at.
-            std::fs::create_dir_all(root.join("artifacts").join(&digest).join("files"))?;
+            // Move the whole directory into place: no copy, and no inode churn, which
+            // ext4 makes slow when many small nodes create and delete files.
+            let art = root.join("artifacts").join(&digest);
+            std::fs::create_dir_all(&art)?;
+            let files_dir = art.join("files");
+            if !files_dir.exists()
+                && std::fs::rename(dir, &files_dir).is_err()
+                && !files_dir.exists()
+            {
+                for (src, f) in &scanned {
+                    self.put_file(src, &format!("artifacts/{digest}/files/{}", f.path))
+                        .await?;
+                }
+                std::fs::create_dir_all(&files_dir)?;
+            }
+        } else {
+            for (src, f) in &scanned {
+                self.put_file(src, &format!("artifacts/{digest}/files/{}", f.path))
+                    .await?;
+            }
         }
         let manifest = ArtifactManifest {
             digest: digest.clone(),
@@ -285,28 +378,32 @@ impl ArtifactStore {
     async fn put_file(&self, src: &Path, rel: &str) -> Result<()> {
         if let Some(root) = &self.local_root {
             let dst = root.join(rel);
-            let src = src.to_path_buf();
-            return tokio::task::spawn_blocking(move || -> Result<()> {
-                std::fs::create_dir_all(dst.parent().expect("has parent"))?;
-                if std::fs::rename(&src, &dst).is_err() {
-                    // Different file systems: copy to a temporary name, then rename.
-                    let tmp = dst.with_extension(format!("tmp-{}", std::process::id()));
-                    std::fs::copy(&src, &tmp).with_context(|| format!("copying {} into the store", src.display()))?;
-                    std::fs::rename(&tmp, &dst)?;
-                }
-                Ok(())
-            })
-            .await?;
+            std::fs::create_dir_all(dst.parent().expect("has parent"))?;
+            if std::fs::rename(src, &dst).is_err() {
+                // Different file systems: copy to a temporary name, then rename.
+                let tmp = dst.with_extension(format!("tmp-{}", std::process::id()));
+                std::fs::copy(src, &tmp)
+                    .with_context(|| format!("copying {} into the store", src.display()))?;
+                std::fs::rename(&tmp, &dst)?;
+            }
+            return Ok(());
         }
         let size = std::fs::metadata(src)?.len();
         const PART: u64 = 16 << 20;
         if size <= PART {
             let data = tokio::fs::read(src).await?;
-            self.store.put(&self.key(rel), PutPayload::from(data)).await.map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
+            self.store
+                .put(&self.key(rel), PutPayload::from(data))
+                .await
+                .map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
             return Ok(());
         }
         use tokio::io::AsyncReadExt;
-        let upload = self.store.put_multipart(&self.key(rel)).await.map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
+        let upload = self
+            .store
+            .put_multipart(&self.key(rel))
+            .await
+            .map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
         let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, PART as usize);
         let mut f = tokio::fs::File::open(src).await?;
         let mut buf = vec![0u8; 1 << 20];
@@ -315,10 +412,14 @@ impl ArtifactStore {
             if n == 0 {
                 break;
             }
-            w.wait_for_capacity(4).await.map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
+            w.wait_for_capacity(4)
+                .await
+                .map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
             w.write(&buf[..n]);
         }
-        w.finish().await.map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
+        w.finish()
+            .await
+            .map_err(|e| self.describe_err(&format!("uploading {rel}"), e))?;
         Ok(())
     }
 
@@ -340,15 +441,27 @@ impl ArtifactStore {
         if let Some(root) = &self.local_root {
             return Ok((root.join("artifacts").join(digest).join("files"), manifest));
         }
-        let tmp = self.download_dir.join(format!(".{digest}.{}.tmp", std::process::id()));
+        let tmp = self
+            .download_dir
+            .join(format!(".{digest}.{}.tmp", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(tmp.join("files"))?;
         for f in &manifest.files {
             let rel = format!("artifacts/{digest}/files/{}", f.path);
-            let r = self.store.get(&self.key(&rel)).await.map_err(|e| self.describe_err(&format!("downloading {rel}"), e))?;
-            let bytes = r.bytes().await.map_err(|e| self.describe_err(&format!("downloading {rel}"), e))?;
+            let r = self
+                .store
+                .get(&self.key(&rel))
+                .await
+                .map_err(|e| self.describe_err(&format!("downloading {rel}"), e))?;
+            let bytes = r
+                .bytes()
+                .await
+                .map_err(|e| self.describe_err(&format!("downloading {rel}"), e))?;
             if digest::sha256_hex(&bytes) != f.sha256 {
-                bail!("store {}: {rel} does not match its manifest digest (corrupt or tampered)", self.url);
+                bail!(
+                    "store {}: {rel} does not match its manifest digest (corrupt or tampered)",
+                    self.url
+                );
             }
             let p = tmp.join("files").join(&f.path);
             std::fs::create_dir_all(p.parent().expect("has parent"))?;
@@ -368,9 +481,17 @@ impl ArtifactStore {
 
     /// The cache entry for a key, if its outputs are all still committed.
     pub async fn cache_lookup(&self, key: &str) -> Result<Option<CacheEntry>> {
-        let Some(entry) = self.get_json::<CacheEntry>(&format!("cache/{key}.json")).await? else { return Ok(None) };
+        let Some(entry) = self
+            .get_json::<CacheEntry>(&format!("cache/{key}.json"))
+            .await?
+        else {
+            return Ok(None);
+        };
         for o in entry.outputs.values() {
-            if !self.exists(&format!("artifacts/{}/manifest.json", o.digest)).await? {
+            if !self
+                .exists(&format!("artifacts/{}/manifest.json", o.digest))
+                .await?
+            {
                 return Ok(None);
             }
         }
@@ -379,7 +500,8 @@ impl ArtifactStore {
 
     /// Records the outputs of a node execution under its cache key.
     pub async fn cache_put(&self, entry: &CacheEntry) -> Result<()> {
-        self.put_json(&format!("cache/{}.json", entry.cache_key), entry).await
+        self.put_json(&format!("cache/{}.json", entry.cache_key), entry)
+            .await
     }
 
     /// Re-hashes every file of an artifact and compares with its manifest.
@@ -390,7 +512,8 @@ impl ArtifactStore {
         }
         let (files_dir, m) = self.materialize(digest).await?;
         for f in &m.files {
-            let (size, sha) = digest::file_sha256(&files_dir.join(&f.path)).with_context(|| format!("artifact {digest}: {}", f.path))?;
+            let (size, sha) = digest::file_sha256(&files_dir.join(&f.path))
+                .with_context(|| format!("artifact {digest}: {}", f.path))?;
             if size != f.size || sha != f.sha256 {
                 bail!("artifact {digest}: {} does not match its manifest", f.path);
             }
@@ -405,17 +528,43 @@ impl ArtifactStore {
     pub async fn list_artifacts(&self) -> Result<Vec<String>> {
         use futures::TryStreamExt;
         let prefix = self.key("artifacts");
-        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.describe_err("listing artifacts", e))?;
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| self.describe_err("listing artifacts", e))?;
         let mut out: Vec<String> = metas
             .iter()
             .filter(|m| m.location.filename() == Some("manifest.json"))
-            .filter_map(|m| m.location.parts().rev().nth(1).map(|p| p.as_ref().to_string()))
+            .filter_map(|m| {
+                m.location
+                    .parts()
+                    .rev()
+                    .nth(1)
+                    .map(|p| p.as_ref().to_string())
+            })
             .collect();
         out.sort();
         out.dedup();
         Ok(out)
     }
 }
+
+/// A unique staging path next to `root/rel`, and `root/rel` itself (parents created).
+fn local_staging(root: &Path, rel: &str) -> Result<(PathBuf, PathBuf)> {
+    let dst = root.join(rel);
+    std::fs::create_dir_all(dst.parent().expect("has parent"))?;
+    let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dst.with_file_name(format!(
+        ".{}.{}-{n}.tmp",
+        dst.file_name().and_then(|f| f.to_str()).unwrap_or("x"),
+        std::process::id()
+    ));
+    Ok((tmp, dst))
+}
+
+static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Whether `s` looks like an artifact digest.
 pub fn is_digest(s: &str) -> bool {

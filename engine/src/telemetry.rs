@@ -8,8 +8,8 @@
 
 use anyhow::{Context as _, Result};
 use opentelemetry::trace::{
-    Link, Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _,
-    TracerProvider as _,
+    Link, Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
+    TraceState, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
@@ -39,7 +39,8 @@ impl SpanHandle {
     }
     /// Sets an attribute.
     pub fn set(&mut self, key: &str, value: impl Into<opentelemetry::Value>) {
-        self.span.set_attribute(KeyValue::new(key.to_string(), value.into()));
+        self.span
+            .set_attribute(KeyValue::new(key.to_string(), value.into()));
     }
     /// Adds an event with attributes.
     pub fn event(&mut self, name: &str, attrs: Vec<KeyValue>) {
@@ -81,7 +82,13 @@ pub fn parse_traceparent(tp: &str) -> Option<SpanContext> {
     if trace == TraceId::INVALID || span == SpanId::INVALID {
         return None;
     }
-    Some(SpanContext::new(trace, span, TraceFlags::new(flags), true, TraceState::default()))
+    Some(SpanContext::new(
+        trace,
+        span,
+        TraceFlags::new(flags),
+        true,
+        TraceState::default(),
+    ))
 }
 
 /// A link to a span given by hex ids (e.g. the producer of an input in an earlier run).
@@ -91,26 +98,51 @@ pub fn link_to(trace_id: &str, span_id: &str, attrs: Vec<KeyValue>) -> Option<Li
     if t == TraceId::INVALID || s == SpanId::INVALID {
         return None;
     }
-    Some(Link::new(SpanContext::new(t, s, TraceFlags::SAMPLED, true, TraceState::default()), attrs, 0))
+    Some(Link::new(
+        SpanContext::new(t, s, TraceFlags::SAMPLED, true, TraceState::default()),
+        attrs,
+        0,
+    ))
 }
 
 impl Telemetry {
     /// Starts an exporter if the environment asks for one. Must be called inside the tokio
     /// runtime (the gRPC exporter binds to it).
     pub fn from_env() -> Result<Option<Telemetry>> {
-        let Some(endpoint) = endpoint_configured() else { return Ok(None) };
+        let Some(endpoint) = endpoint_configured() else {
+            return Ok(None);
+        };
         let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
             .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
-            .unwrap_or_else(|_| if endpoint.trim_end_matches('/').ends_with(":4317") { "grpc".into() } else { "http/protobuf".into() });
+            .unwrap_or_else(|_| {
+                if endpoint.trim_end_matches('/').ends_with(":4317") {
+                    "grpc".into()
+                } else {
+                    "http/protobuf".into()
+                }
+            });
         let exporter = match protocol.as_str() {
-            "grpc" => SpanExporter::builder().with_tonic().with_protocol(opentelemetry_otlp::Protocol::Grpc).build(),
-            "http/protobuf" => SpanExporter::builder().with_http().with_protocol(opentelemetry_otlp::Protocol::HttpBinary).build(),
-            other => anyhow::bail!("OTEL_EXPORTER_OTLP_PROTOCOL=`{other}` is not supported: use grpc or http/protobuf"),
+            "grpc" => SpanExporter::builder()
+                .with_tonic()
+                .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+                .build(),
+            "http/protobuf" => SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .build(),
+            other => anyhow::bail!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL=`{other}` is not supported: use grpc or http/protobuf"
+            ),
         }
         .with_context(|| format!("cannot set up the OTLP exporter for {endpoint}"))?;
         let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "zest".into());
-        let resource = opentelemetry_sdk::Resource::builder().with_service_name(service).build();
-        let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build();
+        let resource = opentelemetry_sdk::Resource::builder()
+            .with_service_name(service)
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build();
         let tracer = provider.tracer("zest");
         Ok(Some(Telemetry { provider, tracer }))
     }
@@ -126,7 +158,14 @@ impl Telemetry {
     }
 
     /// Starts a span under `parent`.
-    pub fn start(&self, name: &str, parent: &Context, attrs: Vec<KeyValue>, links: Vec<Link>, at: SystemTime) -> SpanHandle {
+    pub fn start(
+        &self,
+        name: &str,
+        parent: &Context,
+        attrs: Vec<KeyValue>,
+        links: Vec<Link>,
+        at: SystemTime,
+    ) -> SpanHandle {
         let span = self
             .tracer
             .span_builder(name.to_string())
@@ -140,7 +179,13 @@ impl Telemetry {
     }
 
     /// Starts a child span of `parent`.
-    pub fn child(&self, parent: &SpanHandle, name: &str, attrs: Vec<KeyValue>, links: Vec<Link>) -> SpanHandle {
+    pub fn child(
+        &self,
+        parent: &SpanHandle,
+        name: &str,
+        attrs: Vec<KeyValue>,
+        links: Vec<Link>,
+    ) -> SpanHandle {
         self.start(name, &parent.cx, attrs, links, SystemTime::now())
     }
 
@@ -160,8 +205,13 @@ impl Telemetry {
 mod tests {
     #[test]
     fn parses_traceparent() {
-        let sc = super::parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
-        assert_eq!(sc.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+        let sc =
+            super::parse_traceparent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+                .unwrap();
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
         assert_eq!(sc.span_id().to_string(), "b7ad6b7169203331");
         assert!(sc.is_sampled());
         assert!(super::parse_traceparent("00-zz-b7ad6b7169203331-01").is_none());

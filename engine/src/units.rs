@@ -15,15 +15,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = t;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
-            return Err(format!("invalid duration `{text}`: expected a number at `{rest}`"));
+            return Err(format!(
+                "invalid duration `{text}`: expected a number at `{rest}`"
+            ));
         }
-        let n: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("invalid duration `{text}`: bad number `{}`", &rest[..num_len]))?;
+        let n: f64 = rest[..num_len].parse().map_err(|_| {
+            format!(
+                "invalid duration `{text}`: bad number `{}`",
+                &rest[..num_len]
+            )
+        })?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         let scale = match unit {
             "ms" => 0.001,
@@ -31,8 +40,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "d" => 86400.0,
-            "" => return Err(format!("invalid duration `{text}`: missing unit (ms, s, m, h, d)")),
-            u => return Err(format!("invalid duration `{text}`: unknown unit `{u}` (use ms, s, m, h, d)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration `{text}`: missing unit (ms, s, m, h, d)"
+                ))
+            }
+            u => {
+                return Err(format!(
+                    "invalid duration `{text}`: unknown unit `{u}` (use ms, s, m, h, d)"
+                ))
+            }
         };
         total += n * scale;
         rest = &rest[unit_len..];
@@ -63,11 +80,17 @@ pub fn format_duration(d: Duration) -> String {
 /// `Ki`, `Mi`, `Gi`, `Ti` (powers of 1024), optionally followed by `B`.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let num_len = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let num_len = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     if num_len == 0 {
-        return Err(format!("invalid memory size `{text}`: expected a number like 512MiB or 2GiB"));
+        return Err(format!(
+            "invalid memory size `{text}`: expected a number like 512MiB or 2GiB"
+        ));
     }
-    let n: f64 = t[..num_len].parse().map_err(|_| format!("invalid memory size `{text}`"))?;
+    let n: f64 = t[..num_len]
+        .parse()
+        .map_err(|_| format!("invalid memory size `{text}`"))?;
     let unit = t[num_len..].trim();
     let unit = unit.strip_suffix('B').unwrap_or(unit);
     let scale: f64 = match unit {

@@ -65,7 +65,8 @@ pub struct Task {
     pub outputs: Vec<(String, PortType)>,
     /// The store.
     pub store: StoreConfig,
-    /// A fresh directory for outputs and temporary files.
+    /// A path prefix for this attempt's scratch space: outputs are written to
+    /// `<scratch>.out.<port>`, temporary files to `<scratch>.tmp` (created on demand).
     pub scratch: PathBuf,
     /// The node's log file (appended to).
     pub log: PathBuf,
@@ -86,6 +87,14 @@ pub struct TaskResult {
     pub error: Option<String>,
 }
 
+/// `<scratch>.<name>`: scratch paths are siblings rather than children of one task directory,
+/// so a task creates (and deletes) as few directories as possible.
+fn scratch_path(task: &Task, name: &str) -> PathBuf {
+    let mut s = task.scratch.clone().into_os_string();
+    s.push(format!(".{name}"));
+    PathBuf::from(s)
+}
+
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         s.to_string()
@@ -98,17 +107,46 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 /// Executes one task in this process: materialise inputs, run the operator, commit outputs,
 /// record the cache entry. Panics in the operator become errors.
-pub fn execute(task: &Task, registry: &Registry, rt: &tokio::runtime::Runtime, stores: &mut HashMap<String, ArtifactStore>) -> TaskResult {
+pub fn execute(
+    task: &Task,
+    registry: &Registry,
+    rt: &tokio::runtime::Runtime,
+    stores: &mut HashMap<String, ArtifactStore>,
+) -> TaskResult {
     let r = execute_inner(task, registry, rt, stores);
-    let _ = std::fs::remove_dir_all(&task.scratch);
+    // Committed outputs were moved into the store; remove what is left.
+    for name in task
+        .outputs
+        .iter()
+        .map(|(p, _)| format!("out.{p}"))
+        .chain(["tmp".to_string()])
+    {
+        let p = scratch_path(task, &name);
+        if p.exists() {
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
     match r {
-        Ok(outputs) => TaskResult { outputs, error: None },
-        Err(e) => TaskResult { outputs: BTreeMap::new(), error: Some(format!("{e:#}")) },
+        Ok(outputs) => TaskResult {
+            outputs,
+            error: None,
+        },
+        Err(e) => TaskResult {
+            outputs: BTreeMap::new(),
+            error: Some(format!("{e:#}")),
+        },
     }
 }
 
-fn execute_inner(task: &Task, registry: &Registry, rt: &tokio::runtime::Runtime, stores: &mut HashMap<String, ArtifactStore>) -> Result<BTreeMap<String, OutputRef>> {
-    let op = registry.get(&task.op).ok_or_else(|| anyhow!("unknown operator `{}`", task.op))?;
+fn execute_inner(
+    task: &Task,
+    registry: &Registry,
+    rt: &tokio::runtime::Runtime,
+    stores: &mut HashMap<String, ArtifactStore>,
+) -> Result<BTreeMap<String, OutputRef>> {
+    let op = registry
+        .get(&task.op)
+        .ok_or_else(|| anyhow!("unknown operator `{}`", task.op))?;
     let store = match stores.get(&task.store.url) {
         Some(s) => s.clone(),
         None => {
@@ -121,19 +159,26 @@ fn execute_inner(task: &Task, registry: &Registry, rt: &tokio::runtime::Runtime,
     for (port, refs) in &task.inputs {
         let mut v = vec![];
         for r in refs {
-            let (path, manifest) = rt.block_on(store.materialize(&r.digest)).with_context(|| format!("input `{port}`"))?;
-            v.push(InputArtifact { digest: r.digest.clone(), kind: r.kind, path, meta: manifest.meta });
+            let (path, manifest) = rt
+                .block_on(store.materialize(&r.digest))
+                .with_context(|| format!("input `{port}`"))?;
+            v.push(InputArtifact {
+                digest: r.digest.clone(),
+                kind: r.kind,
+                path,
+                meta: manifest.meta,
+            });
         }
         inputs.insert(port.clone(), v);
     }
     let mut outputs = BTreeMap::new();
     for (port, _) in &task.outputs {
-        let dir = task.scratch.join("out").join(port);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir = scratch_path(task, &format!("out.{port}"));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         outputs.insert(port.clone(), dir);
     }
-    let tmp = task.scratch.join("tmp");
-    std::fs::create_dir_all(&tmp)?;
+    let tmp = scratch_path(task, "tmp");
     let mut ctx = OpContext {
         run_id: task.run_id.clone(),
         node: task.node.clone(),
@@ -146,7 +191,9 @@ fn execute_inner(task: &Task, registry: &Registry, rt: &tokio::runtime::Runtime,
         scratch: tmp,
         runtime: rt.handle().clone(),
     };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.run(&task.config, &mut ctx)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        op.run(&task.config, &mut ctx)
+    }));
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
@@ -160,26 +207,38 @@ fn execute_inner(task: &Task, registry: &Registry, rt: &tokio::runtime::Runtime,
         op_version: op.version().to_string(),
         config: task.config.clone(),
         cache_key: task.cache_key.clone(),
-        inputs: task.inputs.iter().map(|(p, rs)| (p.clone(), rs.iter().map(|r| r.digest.clone()).collect())).collect(),
+        inputs: task
+            .inputs
+            .iter()
+            .map(|(p, rs)| (p.clone(), rs.iter().map(|r| r.digest.clone()).collect()))
+            .collect(),
         trace_id: task.trace_id.clone(),
         span_id: task.span_id.clone(),
     };
     let mut committed = BTreeMap::new();
     for (port, kind) in &task.outputs {
-        let meta = ctx.output_meta.remove(port).unwrap_or(serde_json::Value::Null);
+        let meta = ctx
+            .output_meta
+            .remove(port)
+            .unwrap_or(serde_json::Value::Null);
         let out = rt
             .block_on(store.commit_dir(*kind, &ctx.outputs[port], meta, provenance.clone()))
             .with_context(|| format!("committing output `{port}`"))?;
         committed.insert(port.clone(), out);
     }
-    let entry = CacheEntry { cache_key: task.cache_key.clone(), outputs: committed.clone(), provenance, created_at: crate::store::now_rfc3339() };
-    rt.block_on(store.cache_put(&entry)).context("recording the cache entry")?;
+    let entry = CacheEntry {
+        cache_key: task.cache_key.clone(),
+        outputs: committed.clone(),
+        provenance,
+        created_at: crate::store::now_rfc3339(),
+    };
+    rt.block_on(store.cache_put(&entry))
+        .context("recording the cache entry")?;
     Ok(committed)
 }
 
 fn worker_runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8))
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the worker's runtime")
@@ -191,7 +250,10 @@ fn redirect_output(path: &std::path::Path) -> Result<()> {
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p)?;
     }
-    let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     unsafe {
         libc::dup2(f.as_raw_fd(), 1);
         libc::dup2(f.as_raw_fd(), 2);
@@ -250,7 +312,8 @@ pub fn exec_one(registry: &Registry, task_path: &str) -> Result<TaskResult> {
     let text = if task_path == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {
-        std::fs::read_to_string(task_path).with_context(|| format!("cannot read task {task_path}"))?
+        std::fs::read_to_string(task_path)
+            .with_context(|| format!("cannot read task {task_path}"))?
     };
     let task: Task = serde_json::from_str(&text).context("malformed task")?;
     let rt = worker_runtime()?;

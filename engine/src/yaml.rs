@@ -100,9 +100,9 @@ impl YValue {
             YKind::Scalar(Scalar::Null) => J::Null,
             YKind::Scalar(Scalar::Bool(b)) => J::Bool(*b),
             YKind::Scalar(Scalar::Int(i)) => J::from(*i),
-            YKind::Scalar(Scalar::Float(f)) => {
-                serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null)
-            }
+            YKind::Scalar(Scalar::Float(f)) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
             YKind::Scalar(Scalar::Str { value, .. }) => J::String(value.clone()),
             YKind::Seq(items) => J::Array(items.iter().map(YValue::to_json).collect()),
             YKind::Map(entries) => {
@@ -125,11 +125,22 @@ impl YValue {
                 Some(i) => YKind::Scalar(Scalar::Int(i)),
                 None => YKind::Scalar(Scalar::Float(n.as_f64().unwrap_or(f64::NAN))),
             },
-            J::String(s) => YKind::Scalar(Scalar::Str { value: s.clone(), plain: false }),
+            J::String(s) => YKind::Scalar(Scalar::Str {
+                value: s.clone(),
+                plain: false,
+            }),
             J::Array(a) => YKind::Seq(a.iter().map(|x| YValue::from_json(x, pos)).collect()),
             J::Object(o) => YKind::Map(
                 o.iter()
-                    .map(|(k, x)| (YKey { name: k.clone(), pos }, YValue::from_json(x, pos)))
+                    .map(|(k, x)| {
+                        (
+                            YKey {
+                                name: k.clone(),
+                                pos,
+                            },
+                            YValue::from_json(x, pos),
+                        )
+                    })
                     .collect(),
             ),
         };
@@ -154,7 +165,10 @@ fn resolve_plain(text: &str) -> Scalar {
                 _ => Scalar::Float(f64::NAN),
             },
         },
-        _ => Scalar::Str { value: text.to_string(), plain: !text.contains('\n') },
+        _ => Scalar::Str {
+            value: text.to_string(),
+            plain: !text.contains('\n'),
+        },
     }
 }
 
@@ -211,28 +225,59 @@ impl MarkedEventReceiver for Builder {
                 let scalar = if style == TScalarStyle::Plain {
                     resolve_plain(&text)
                 } else {
-                    Scalar::Str { value: text, plain: false }
+                    Scalar::Str {
+                        value: text,
+                        plain: false,
+                    }
                 };
-                self.push_value(YValue { pos, kind: YKind::Scalar(scalar) }, anchor);
+                self.push_value(
+                    YValue {
+                        pos,
+                        kind: YKind::Scalar(scalar),
+                    },
+                    anchor,
+                );
             }
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(pos, anchor, vec![])),
             Event::MappingStart(anchor, _) => {
                 self.stack.push(Frame::Map(pos, anchor, vec![], None))
             }
+            // A block collection starts where its first entry does; the parser's mark for it
+            // can lie after that entry's key.
             Event::SequenceEnd => {
                 if let Some(Frame::Seq(p, anchor, items)) = self.stack.pop() {
-                    self.push_value(YValue { pos: p, kind: YKind::Seq(items) }, anchor);
+                    let pos = items.first().map_or(p, |i| i.pos.min(p));
+                    self.push_value(
+                        YValue {
+                            pos,
+                            kind: YKind::Seq(items),
+                        },
+                        anchor,
+                    );
                 }
             }
             Event::MappingEnd => {
                 if let Some(Frame::Map(p, anchor, entries, _)) = self.stack.pop() {
-                    self.push_value(YValue { pos: p, kind: YKind::Map(entries) }, anchor);
+                    let pos = entries.first().map_or(p, |(k, _)| k.pos.min(p));
+                    self.push_value(
+                        YValue {
+                            pos,
+                            kind: YKind::Map(entries),
+                        },
+                        anchor,
+                    );
                 }
             }
             Event::Alias(id) => {
                 let v = match self.anchors.get(&id) {
-                    Some(v) => YValue { pos, kind: v.kind.clone() },
-                    None => YValue { pos, kind: YKind::Scalar(Scalar::Null) },
+                    Some(v) => YValue {
+                        pos,
+                        kind: v.kind.clone(),
+                    },
+                    None => YValue {
+                        pos,
+                        kind: YKind::Scalar(Scalar::Null),
+                    },
                 };
                 self.push_value(v, 0);
             }
@@ -247,13 +292,19 @@ pub fn parse(source: &str) -> Result<YValue, Diagnostic> {
     let mut parser = Parser::new_from_str(source);
     if let Err(e) = parser.load(&mut b, true) {
         let m = e.marker();
-        return Err(Diagnostic::at(pos_of(*m), format!("invalid YAML: {}", e.info())));
+        return Err(Diagnostic::at(
+            pos_of(*m),
+            format!("invalid YAML: {}", e.info()),
+        ));
     }
     if let Some(e) = b.error {
         return Err(e);
     }
     match b.docs.len() {
-        0 => Ok(YValue { pos: Pos::new(1, 1), kind: YKind::Scalar(Scalar::Null) }),
+        0 => Ok(YValue {
+            pos: Pos::new(1, 1),
+            kind: YKind::Scalar(Scalar::Null),
+        }),
         1 => Ok(b.docs.pop().expect("one document")),
         _ => Err(Diagnostic::at(
             b.docs[1].pos,

@@ -22,7 +22,9 @@ pub struct Project {
 
 impl Project {
     pub fn new() -> Self {
-        Project { dir: tempfile::tempdir().expect("tempdir") }
+        Project {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -57,24 +59,37 @@ impl Project {
 
     /// Reads a JSON file relative to the project.
     pub fn json(&self, rel: &str) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let text =
+            std::fs::read_to_string(self.path().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
         serde_json::from_str(&text).unwrap()
     }
 }
 
 /// stdout + stderr as text, for assertion messages.
 pub fn text(o: &Output) -> String {
-    format!("status: {:?}\n--- stdout\n{}\n--- stderr\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// The node entry named `node` in a run.json report.
 pub fn node<'a>(report: &'a serde_json::Value, node: &str) -> &'a serde_json::Value {
-    report["nodes"].as_array().unwrap().iter().find(|n| n["node"] == node).unwrap_or_else(|| panic!("no node {node} in {report}"))
+    report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .unwrap_or_else(|| panic!("no node {node} in {report}"))
 }
 
 /// Where the test services are installed (`make test-tools`).
 pub fn tools_dir() -> PathBuf {
-    std::env::var_os("ZEST_TOOLS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/zest-tools"))
+    std::env::var_os("ZEST_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/zest-tools"))
 }
 
 /// A service started by infra/scripts/test-services.sh, stopped by PID when dropped.
@@ -92,11 +107,18 @@ impl Service {
             "seaweed" => tools_dir().join("venv/bin/weed").exists(),
             _ => tools_dir().join("bin/otelite").exists(),
         };
-        assert!(bin_ok, "{name} is not installed under {}: run `make test-tools`", tools_dir().display());
+        assert!(
+            bin_ok,
+            "{name} is not installed under {}: run `make test-tools`",
+            tools_dir().display()
+        );
         let script = repo().join("infra/scripts/test-services.sh");
         let out = Command::new("bash")
             .arg("-c")
-            .arg(format!("source '{}' && start_{name} \"$@\"", script.display()))
+            .arg(format!(
+                "source '{}' && start_{name} \"$@\"",
+                script.display()
+            ))
             .arg("bash")
             .arg(dir)
             .args(args)
@@ -109,20 +131,36 @@ impl Service {
             .lines()
             .filter_map(|l| l.strip_prefix("export "))
             .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches(|c| c == '"' || c == '\'').to_string()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    v.trim_matches(|c| c == '"' || c == '\'').to_string(),
+                )
+            })
             .collect();
-        Service { dir: dir.to_path_buf(), name, env }
+        Service {
+            dir: dir.to_path_buf(),
+            name,
+            env,
+        }
     }
 
     pub fn get(&self, key: &str) -> String {
-        self.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{key} not in {:?}", self.env))
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{key} not in {:?}", self.env))
     }
 
     pub fn stop(&self) {
         let script = repo().join("infra/scripts/test-services.sh");
         let _ = Command::new("bash")
             .arg("-c")
-            .arg(format!("source '{}' && stop_service \"$1\" \"$2\"", script.display()))
+            .arg(format!(
+                "source '{}' && stop_service \"$1\" \"$2\"",
+                script.display()
+            ))
             .arg("bash")
             .arg(&self.dir)
             .arg(self.name)

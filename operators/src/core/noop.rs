@@ -24,10 +24,14 @@ impl Operator for Noop {
     const VERSION: &'static str = "1";
     const DESCRIPTION: &'static str = "Does nothing (optionally sleeps); accepts any input ports; for tests, benchmarks and grouping";
 
-    fn ports(_: &NoopConfig) -> Ports {
+    fn ports(_: Option<&NoopConfig>) -> Ports {
         Ports {
             inputs: vec![],
-            outputs: vec![PortSpec::new("out", PortType::Files, "a small JSON file naming the input digests")],
+            outputs: vec![PortSpec::new(
+                "out",
+                PortType::Files,
+                "a small JSON file naming the input digests",
+            )],
             other_inputs: Some(PortType::Any),
         }
     }
@@ -36,8 +40,11 @@ impl Operator for Noop {
         if config.sleep_ms > 0 {
             std::thread::sleep(std::time::Duration::from_millis(config.sleep_ms));
         }
-        let inputs: std::collections::BTreeMap<&str, Vec<&str>> =
-            ctx.inputs.iter().map(|(p, a)| (p.as_str(), a.iter().map(|x| x.digest.as_str()).collect())).collect();
+        let inputs: std::collections::BTreeMap<&str, Vec<&str>> = ctx
+            .inputs
+            .iter()
+            .map(|(p, a)| (p.as_str(), a.iter().map(|x| x.digest.as_str()).collect()))
+            .collect();
         let body = serde_json::to_vec(&serde_json::json!({ "inputs": inputs }))?;
         std::fs::write(ctx.output_dir("out")?.join("noop.json"), body)?;
         Ok(())

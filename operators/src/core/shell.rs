@@ -33,7 +33,16 @@ pub struct Shell;
 
 /// The environment variable name for an input port.
 pub fn input_var(port: &str) -> String {
-    let up: String = port.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let up: String = port
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     format!("ZEST_IN_{up}")
 }
 
@@ -54,12 +63,17 @@ impl Operator for Shell {
     type Config = ShellConfig;
     const NAME: &'static str = "shell";
     const VERSION: &'static str = "1";
-    const DESCRIPTION: &'static str = "Runs a shell command; inputs as paths in $ZEST_IN_<PORT>, output written to $ZEST_OUT";
+    const DESCRIPTION: &'static str =
+        "Runs a shell command; inputs as paths in $ZEST_IN_<PORT>, output written to $ZEST_OUT";
 
-    fn ports(_: &ShellConfig) -> Ports {
+    fn ports(_: Option<&ShellConfig>) -> Ports {
         Ports {
             inputs: vec![],
-            outputs: vec![PortSpec::new("out", PortType::Files, "the files the command wrote to $ZEST_OUT")],
+            outputs: vec![PortSpec::new(
+                "out",
+                PortType::Files,
+                "the files the command wrote to $ZEST_OUT",
+            )],
             other_inputs: Some(PortType::Any),
         }
     }
@@ -73,12 +87,15 @@ impl Operator for Shell {
 
     fn run(config: &ShellConfig, ctx: &mut OpContext) -> anyhow::Result<()> {
         let out = ctx.output_dir("out")?.to_path_buf();
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&ctx.log_path)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&ctx.log_path)?;
         let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c").arg(&config.run);
         cmd.env("ZEST_OUT", &out)
-            .env("ZEST_TMP", &ctx.scratch)
+            .env("ZEST_TMP", ctx.tmp_dir()?)
             .env("ZEST_RUN_ID", &ctx.run_id)
             .env("ZEST_NODE", &ctx.node)
             .env("ZEST_ATTEMPT", ctx.attempt.to_string());
@@ -92,7 +109,9 @@ impl Operator for Shell {
         if let Some(w) = &config.workdir {
             cmd.current_dir(w);
         }
-        cmd.stdin(std::process::Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
         let status = cmd.status().context("cannot start `sh`")?;
         if !status.success() {
             let tail = tail_of(&ctx.log_path, log_start, 20);

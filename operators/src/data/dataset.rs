@@ -17,7 +17,9 @@ pub const DATA_FILE: &str = "data.parquet";
 /// A session with one partition, so that row order, and therefore artifact digests, are the
 /// same on every run.
 pub fn session() -> SessionContext {
-    let cfg = SessionConfig::new().with_target_partitions(1).with_batch_size(8192);
+    let cfg = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_batch_size(8192);
     SessionContext::new_with_config(cfg)
 }
 
@@ -27,7 +29,8 @@ pub async fn write(df: DataFrame, dir: &Path) -> Result<serde_json::Value> {
     let schema: SchemaRef = df.schema().inner().clone();
     let mut stream = df.execute_stream().await?;
     let path = dir.join(DATA_FILE);
-    let file = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
         .set_created_by("zest".into())

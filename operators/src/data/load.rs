@@ -41,7 +41,10 @@ fn comma() -> String {
 
 impl Default for CsvOptions {
     fn default() -> Self {
-        CsvOptions { header: true, delimiter: comma() }
+        CsvOptions {
+            header: true,
+            delimiter: comma(),
+        }
     }
 }
 
@@ -104,19 +107,37 @@ fn expand_local(pattern: &str) -> Result<Vec<String>> {
 }
 
 /// Expands an `s3://bucket/key-or-glob` against the bucket listing.
-async fn expand_s3(pattern: &str, store: &Arc<dyn object_store::ObjectStore>) -> Result<Vec<String>> {
+async fn expand_s3(
+    pattern: &str,
+    store: &Arc<dyn object_store::ObjectStore>,
+) -> Result<Vec<String>> {
     use futures::TryStreamExt;
     let rest = pattern.strip_prefix("s3://").expect("s3 url");
-    let (bucket, key) = rest.split_once('/').ok_or_else(|| anyhow!("`{pattern}`: expected s3://bucket/key"))?;
-    let prefix: String = key.chars().take_while(|c| !matches!(c, '*' | '?' | '[')).collect();
+    let (bucket, key) = rest
+        .split_once('/')
+        .ok_or_else(|| anyhow!("`{pattern}`: expected s3://bucket/key"))?;
+    let prefix: String = key
+        .chars()
+        .take_while(|c| !matches!(c, '*' | '?' | '['))
+        .collect();
     let dir = prefix.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let pat = glob::Pattern::new(key).map_err(|e| anyhow!("bad glob `{pattern}`: {e}"))?;
     let list_prefix = (!dir.is_empty()).then(|| object_store::path::Path::from(dir));
-    let metas: Vec<_> = store.list(list_prefix.as_ref()).try_collect().await.with_context(|| format!("listing s3://{bucket}/{dir}"))?;
+    let metas: Vec<_> = store
+        .list(list_prefix.as_ref())
+        .try_collect()
+        .await
+        .with_context(|| format!("listing s3://{bucket}/{dir}"))?;
     let mut out: Vec<String> = metas
         .into_iter()
         .map(|m| m.location.to_string())
-        .filter(|k| if has_glob(key) { pat.matches(k) } else { k == key })
+        .filter(|k| {
+            if has_glob(key) {
+                pat.matches(k)
+            } else {
+                k == key
+            }
+        })
         .map(|k| format!("s3://{bucket}/{k}"))
         .collect();
     out.sort();
@@ -130,15 +151,23 @@ impl Operator for Load {
     type Config = LoadConfig;
     const NAME: &'static str = "data.load";
     const VERSION: &'static str = "1";
-    const DESCRIPTION: &'static str = "Loads JSONL, CSV or Parquet files (local or s3://, globs allowed) into one dataset";
+    const DESCRIPTION: &'static str =
+        "Loads JSONL, CSV or Parquet files (local or s3://, globs allowed) into one dataset";
 
-    fn ports(_: &LoadConfig) -> Ports {
-        Ports { inputs: vec![], outputs: vec![PortSpec::new("data", PortType::Dataset, "the loaded rows")], other_inputs: None }
+    fn ports(_: Option<&LoadConfig>) -> Ports {
+        Ports {
+            inputs: vec![],
+            outputs: vec![PortSpec::new("data", PortType::Dataset, "the loaded rows")],
+            other_inputs: None,
+        }
     }
 
     fn check(c: &LoadConfig) -> Result<(), String> {
         if c.csv.delimiter.len() != 1 {
-            return Err(format!("`csv.delimiter` must be one ASCII character, found `{}`", c.csv.delimiter));
+            return Err(format!(
+                "`csv.delimiter` must be one ASCII character, found `{}`",
+                c.csv.delimiter
+            ));
         }
         if c.format.is_none() {
             let formats: Vec<Option<Format>> = c.paths.iter().map(|p| infer_format(p)).collect();
@@ -153,7 +182,10 @@ impl Operator for Load {
     }
 
     fn run(c: &LoadConfig, ctx: &mut OpContext) -> Result<()> {
-        let format = c.format.or_else(|| infer_format(&c.paths[0])).expect("checked");
+        let format = c
+            .format
+            .or_else(|| infer_format(&c.paths[0]))
+            .expect("checked");
         let out = ctx.output_dir("data")?.to_path_buf();
         let session = dataset::session();
         let meta = ctx.block_on(async {
@@ -162,7 +194,8 @@ impl Operator for Load {
                 if p.starts_with("s3://") {
                     let rest = &p[5..];
                     let bucket = rest.split('/').next().unwrap_or("");
-                    let store: Arc<dyn object_store::ObjectStore> = Arc::new(zest_engine::s3::build(bucket, &Default::default())?);
+                    let store: Arc<dyn object_store::ObjectStore> =
+                        Arc::new(zest_engine::s3::build(bucket, &Default::default())?);
                     let url = url::Url::parse(&format!("s3://{bucket}"))?;
                     session.register_object_store(&url, store.clone());
                     files.extend(expand_s3(p, &store).await?);
@@ -171,15 +204,31 @@ impl Operator for Load {
                 }
             }
             let df = match format {
-                Format::Jsonl => session.read_json(files.clone(), JsonReadOptions::default().file_extension("")).await,
+                Format::Jsonl => {
+                    session
+                        .read_json(files.clone(), JsonReadOptions::default().file_extension(""))
+                        .await
+                }
                 Format::Csv => {
-                    let opts = CsvReadOptions::new().has_header(c.csv.header).delimiter(c.csv.delimiter.as_bytes()[0]).file_extension("");
+                    let opts = CsvReadOptions::new()
+                        .has_header(c.csv.header)
+                        .delimiter(c.csv.delimiter.as_bytes()[0])
+                        .file_extension("");
                     session.read_csv(files.clone(), opts).await
                 }
-                Format::Parquet => session.read_parquet(files.clone(), ParquetReadOptions::default().file_extension("")).await,
+                Format::Parquet => {
+                    session
+                        .read_parquet(
+                            files.clone(),
+                            ParquetReadOptions::default().file_extension(""),
+                        )
+                        .await
+                }
             }
-            .with_context(|| format!("reading {} file(s) as {format:?}", files.len()))?;
-            let meta = dataset::write(df, &out).await.with_context(|| format!("reading {} as {format:?}", files.join(", ")))?;
+            .with_context(|| format!("reading {} as {format:?}", files.join(", ")))?;
+            let meta = dataset::write(df, &out)
+                .await
+                .with_context(|| format!("reading {} as {format:?}", files.join(", ")))?;
             anyhow::Ok(meta)
         })?;
         eprintln!("data.load: {} rows", meta["rows"]);

@@ -24,9 +24,10 @@ impl Operator for Sql {
     type Config = SqlConfig;
     const NAME: &'static str = "data.sql";
     const VERSION: &'static str = "1";
-    const DESCRIPTION: &'static str = "Runs a DataFusion SQL query over input datasets (each input port is a table)";
+    const DESCRIPTION: &'static str =
+        "Runs a DataFusion SQL query over input datasets (each input port is a table)";
 
-    fn ports(_: &SqlConfig) -> Ports {
+    fn ports(_: Option<&SqlConfig>) -> Ports {
         Ports {
             inputs: vec![],
             outputs: vec![PortSpec::new("data", PortType::Dataset, "the query result")],
@@ -36,9 +37,13 @@ impl Operator for Sql {
 
     fn check(c: &SqlConfig) -> Result<(), String> {
         use datafusion::sql::sqlparser::{dialect::GenericDialect, parser::Parser};
-        let stmts = Parser::parse_sql(&GenericDialect {}, &c.query).map_err(|e| format!("SQL syntax error in `query`: {e}"))?;
+        let stmts = Parser::parse_sql(&GenericDialect {}, &c.query)
+            .map_err(|e| format!("SQL syntax error in `query`: {e}"))?;
         if stmts.len() != 1 {
-            return Err(format!("`query` must hold exactly one SQL statement, found {}", stmts.len()));
+            return Err(format!(
+                "`query` must hold exactly one SQL statement, found {}",
+                stmts.len()
+            ));
         }
         Ok(())
     }
@@ -49,7 +54,14 @@ impl Operator for Sql {
         let tables: Vec<(String, Vec<String>)> = ctx
             .inputs
             .iter()
-            .map(|(port, arts)| (port.clone(), arts.iter().map(|a| a.path.join(dataset::DATA_FILE).display().to_string()).collect()))
+            .map(|(port, arts)| {
+                (
+                    port.clone(),
+                    arts.iter()
+                        .map(|a| a.path.join(dataset::DATA_FILE).display().to_string())
+                        .collect(),
+                )
+            })
             .collect();
         let meta = ctx.block_on(async {
             for (name, files) in &tables {
