@@ -165,7 +165,7 @@ fn exec_options(
         .unwrap_or_else(|| store_url(g));
     let (store, store_cfg) = open_store(g, &url).map_err(|e| format!("{e:#}"))?;
     let cpus = a.cpus.unwrap_or_else(machine::cpus);
-    if !(cpus > 0.0) {
+    if cpus.is_nan() || cpus <= 0.0 {
         return Err("--cpus must be positive".into());
     }
     let memory = match &a.memory {

@@ -127,7 +127,7 @@ fn resolve_op<'a>(
     r
 }
 
-fn find_input<'a>(ports: &'a Ports, name: &str) -> Option<PortSpec> {
+fn find_input(ports: &Ports, name: &str) -> Option<PortSpec> {
     if let Some(p) = ports.inputs.iter().find(|p| p.name == name) {
         return Some(p.clone());
     }

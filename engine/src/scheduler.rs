@@ -134,7 +134,7 @@ enum Msg {
     Finished {
         ix: NodeIndex,
         outcome: Outcome,
-        worker: Option<WorkerProc>,
+        worker: Option<Box<WorkerProc>>,
     },
     Retry(NodeIndex),
 }
@@ -380,23 +380,30 @@ impl<'a> Runner<'a> {
         Ok(true)
     }
 
-    fn input_digests(&self, ix: NodeIndex) -> BTreeMap<String, Vec<String>> {
+    /// The committed outputs feeding each input port of `ix`.
+    fn input_outputs(&self, ix: NodeIndex) -> BTreeMap<String, Vec<&OutputRef>> {
         let node = &self.plan.graph[ix];
         node.inputs
             .iter()
             .map(|(port, refs)| {
-                let ds = refs
+                let outs = refs
                     .iter()
                     .filter_map(|r| {
                         let p = self.plan.index[&r.node];
                         self.outputs[p.index()]
                             .as_ref()
                             .and_then(|o| o.get(&r.port))
-                            .map(|o| o.digest.clone())
                     })
                     .collect();
-                (port.clone(), ds)
+                (port.clone(), outs)
             })
+            .collect()
+    }
+
+    fn input_digests(&self, ix: NodeIndex) -> BTreeMap<String, Vec<String>> {
+        self.input_outputs(ix)
+            .into_iter()
+            .map(|(port, outs)| (port, outs.iter().map(|o| o.digest.clone()).collect()))
             .collect()
     }
 
@@ -618,24 +625,18 @@ impl<'a> Runner<'a> {
             config: node.config.clone(),
             cache_key: self.keys[ix.index()].clone(),
             attempt,
-            inputs: node
-                .inputs
-                .iter()
-                .map(|(port, refs)| {
-                    let v = refs
+            inputs: self
+                .input_outputs(ix)
+                .into_iter()
+                .map(|(port, outs)| {
+                    let refs = outs
                         .iter()
-                        .filter_map(|r| {
-                            let p = self.plan.index[&r.node];
-                            self.outputs[p.index()]
-                                .as_ref()
-                                .and_then(|o| o.get(&r.port))
-                                .map(|o| InputRef {
-                                    digest: o.digest.clone(),
-                                    kind: o.kind,
-                                })
+                        .map(|o| InputRef {
+                            digest: o.digest.clone(),
+                            kind: o.kind,
                         })
                         .collect();
-                    (port.clone(), v)
+                    (port, refs)
                 })
                 .collect(),
             outputs: node
@@ -673,7 +674,7 @@ impl<'a> Runner<'a> {
                     let _ = tx.send(Msg::Finished {
                         ix,
                         outcome,
-                        worker,
+                        worker: worker.map(Box::new),
                     });
                 });
             }
@@ -692,7 +693,7 @@ impl<'a> Runner<'a> {
         &mut self,
         ix: NodeIndex,
         outcome: Outcome,
-        worker: Option<WorkerProc>,
+        worker: Option<Box<WorkerProc>>,
     ) -> Result<()> {
         let node = &self.plan.graph[ix];
         let id = node.id.clone();
@@ -704,7 +705,7 @@ impl<'a> Runner<'a> {
             self.free_gpus.sort();
         }
         if let Some(w) = worker {
-            self.pool.give_back(w);
+            self.pool.give_back(*w);
         }
         let attempt = self.attempts[ix.index()];
         let error = match outcome {
@@ -861,7 +862,7 @@ impl<'a> Runner<'a> {
 
     async fn finish(mut self) -> Result<RunOutcome> {
         self.pool.shutdown();
-        let any_failed = self.st.iter().any(|s| *s == St::Failed);
+        let any_failed = self.st.contains(&St::Failed);
         let status = if self.interrupted {
             RunStatus::Cancelled
         } else if any_failed || self.st.iter().any(|s| *s != St::Done) {

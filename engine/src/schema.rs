@@ -13,11 +13,9 @@ pub fn dag_schema(registry: &Registry) -> Value {
         let mut s = op.config_schema();
         let def_name = format!("op:{}", op.name());
         // Hoist the operator's own $defs so its $refs resolve.
-        if let Some(inner) = s.as_object_mut().and_then(|o| o.remove("$defs")) {
-            if let Value::Object(m) = inner {
-                for (k, v) in m {
-                    defs.insert(k, v);
-                }
+        if let Some(Value::Object(m)) = s.as_object_mut().and_then(|o| o.remove("$defs")) {
+            for (k, v) in m {
+                defs.insert(k, v);
             }
         }
         if let Some(o) = s.as_object_mut() {

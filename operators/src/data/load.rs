@@ -191,8 +191,7 @@ impl Operator for Load {
         let meta = ctx.block_on(async {
             let mut files = vec![];
             for p in &c.paths {
-                if p.starts_with("s3://") {
-                    let rest = &p[5..];
+                if let Some(rest) = p.strip_prefix("s3://") {
                     let bucket = rest.split('/').next().unwrap_or("");
                     let store: Arc<dyn object_store::ObjectStore> =
                         Arc::new(zest_engine::s3::build(bucket, &Default::default())?);
