@@ -32,7 +32,7 @@ test-tools:
 ## test: set up, then run every test (unit, integration, end-to-end against real services).
 test: build test-tools
 	@for f in dags/*.yaml; do ./$(BIN) validate "$$f" || exit 2; done
-	$(CARGO) test --release --locked --workspace --no-fail-fast
+	$(CARGO) test --release --locked --workspace --no-fail-fast --lib --bins --tests
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -468,13 +468,13 @@ fn runs_list(g: &Global, json: bool, limit: usize) -> i32 {
         return OK;
     }
     println!(
-        "{:22}  {:20}  {:11}  {:24}  NODES",
+        "{:24}  {:20}  {:11}  {:24}  NODES",
         "RUN", "DAG", "STATUS", "STARTED"
     );
     for r in &recs {
         let counts: Vec<String> = r.counts().iter().map(|(k, v)| format!("{v} {k}")).collect();
         println!(
-            "{:22}  {:20}  {:11}  {:24}  {}",
+            "{:24}  {:20}  {:11}  {:24}  {}",
             r.run_id,
             r.dag,
             r.status.as_str(),
