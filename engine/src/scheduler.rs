@@ -303,7 +303,7 @@ pub async fn execute(
     let mut initial = vec![];
     for ix in plan.order.iter().copied() {
         if let Some(prev) = prior.as_ref().and_then(|p| p.node(&plan.graph[ix].id)) {
-            if prev.status.is_done() && r.outputs_committed(&prev.outputs).await? {
+            if prev.status.is_done() && r.opts.store.all_committed(&prev.outputs).await? {
                 r.st[ix.index()] = St::Done;
                 r.outputs[ix.index()] = Some(prev.outputs.clone());
                 r.producer_span[ix.index()] = prior
@@ -369,15 +369,6 @@ impl<'a> Runner<'a> {
         self.journal.write(&ev)?;
         run::apply(&mut self.record, ev);
         Ok(())
-    }
-
-    async fn outputs_committed(&self, outs: &BTreeMap<String, OutputRef>) -> Result<bool> {
-        for o in outs.values() {
-            if self.opts.store.manifest(&o.digest).await?.is_none() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
     }
 
     /// The committed outputs feeding each input port of `ix`.

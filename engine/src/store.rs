@@ -487,15 +487,23 @@ impl ArtifactStore {
         else {
             return Ok(None);
         };
-        for o in entry.outputs.values() {
+        if !self.all_committed(&entry.outputs).await? {
+            return Ok(None);
+        }
+        Ok(Some(entry))
+    }
+
+    /// Whether every output's artifact is committed (its manifest exists).
+    pub async fn all_committed(&self, outputs: &BTreeMap<String, OutputRef>) -> Result<bool> {
+        for o in outputs.values() {
             if !self
                 .exists(&format!("artifacts/{}/manifest.json", o.digest))
                 .await?
             {
-                return Ok(None);
+                return Ok(false);
             }
         }
-        Ok(Some(entry))
+        Ok(true)
     }
 
     /// Records the outputs of a node execution under its cache key.
