@@ -13,7 +13,7 @@ fn main() {
     if let cli::Command::Node { action } = &cli.command {
         std::process::exit(commands::node(action, &registry));
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

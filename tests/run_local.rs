@@ -36,7 +36,7 @@ fn pipeline_project() -> Project {
 }
 
 fn manifest(p: &Project, digest: &str) -> serde_json::Value {
-    p.json(&format!(".zest/artifacts/{digest}/manifest.json"))
+    p.json(&format!(".zest/manifests/{digest}.json"))
 }
 
 #[test]

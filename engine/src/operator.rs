@@ -125,19 +125,78 @@ pub struct Ports {
     pub other_inputs: Option<PortType>,
 }
 
-/// One input artifact, materialised as a local directory.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Resolves an artifact digest to a local directory holding its files.
+pub type Resolver = Arc<dyn Fn(&str) -> anyhow::Result<PathBuf> + Send + Sync>;
+
+/// One input artifact. Its files are made available as a local directory on first
+/// [`InputArtifact::path`], so operators that only look at digests or metadata cost no I/O.
+#[derive(Clone)]
 pub struct InputArtifact {
     /// Content digest (hex sha256).
     pub digest: String,
     /// Artifact type.
     pub kind: PortType,
-    /// Local directory holding the artifact's files.
-    pub path: PathBuf,
     /// Metadata recorded when it was produced (e.g. dataset columns and row count).
-    #[serde(default)]
     pub meta: serde_json::Value,
+    path: Arc<std::sync::OnceLock<PathBuf>>,
+    resolver: Option<Resolver>,
 }
+
+impl fmt::Debug for InputArtifact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InputArtifact")
+            .field("digest", &self.digest)
+            .field("kind", &self.kind)
+            .field("path", &self.path.get())
+            .finish()
+    }
+}
+
+impl InputArtifact {
+    /// An artifact whose files are already in `path`.
+    pub fn at(digest: String, kind: PortType, meta: serde_json::Value, path: PathBuf) -> Self {
+        InputArtifact {
+            digest,
+            kind,
+            meta,
+            path: Arc::new(std::sync::OnceLock::from(path)),
+            resolver: None,
+        }
+    }
+
+    /// An artifact whose files `resolver` materialises when first asked for.
+    pub fn lazy(
+        digest: String,
+        kind: PortType,
+        meta: serde_json::Value,
+        resolver: Resolver,
+    ) -> Self {
+        InputArtifact {
+            digest,
+            kind,
+            meta,
+            path: Arc::new(std::sync::OnceLock::new()),
+            resolver: Some(resolver),
+        }
+    }
+
+    /// The local directory holding the artifact's files (materialised on first call).
+    pub fn path(&self) -> anyhow::Result<&Path> {
+        if let Some(p) = self.path.get() {
+            return Ok(p);
+        }
+        let resolver = self
+            .resolver
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("artifact {} has no local path", self.digest))?;
+        let p = resolver(&self.digest)?;
+        Ok(self.path.get_or_init(|| p))
+    }
+}
+
+/// Payloads up to this size that an operator hands over with [`OpContext::write_output`]
+/// are committed without touching the local file system.
+pub const SMALL_OUTPUT_LIMIT: usize = 64 << 10;
 
 /// What an operator sees while it runs.
 pub struct OpContext {
@@ -149,7 +208,7 @@ pub struct OpContext {
     pub attempt: u32,
     /// Input artifacts by port.
     pub inputs: BTreeMap<String, Vec<InputArtifact>>,
-    /// Output directories by port; each exists and is empty when `run` starts.
+    /// Output directories by port; see [`OpContext::output_dir`].
     pub outputs: BTreeMap<String, PathBuf>,
     /// Metadata the operator reports for its outputs (e.g. dataset columns, row counts).
     pub output_meta: BTreeMap<String, serde_json::Value>,
@@ -162,6 +221,12 @@ pub struct OpContext {
     pub scratch: PathBuf,
     /// A tokio runtime handle for async work (`block_on` is allowed inside `run`).
     pub runtime: tokio::runtime::Handle,
+    /// Small output files held in memory, by port (see [`OpContext::write_output`]).
+    pub(crate) small: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    /// Ports whose output directory exists.
+    pub(crate) dirs_made: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Whether the temporary directory was created.
+    pub(crate) tmp_made: std::sync::atomic::AtomicBool,
 }
 
 impl OpContext {
@@ -177,12 +242,93 @@ impl OpContext {
             .ok_or_else(|| anyhow::anyhow!("input port `{port}` is not connected"))
     }
 
-    /// The directory to write output `port` into.
+    /// The directory to write output `port` into, created (empty) on first call. Everything
+    /// in it when `run` returns becomes the output artifact.
     pub fn output_dir(&self, port: &str) -> anyhow::Result<&Path> {
-        self.outputs
+        let dir = self
+            .outputs
             .get(port)
             .map(PathBuf::as_path)
-            .ok_or_else(|| anyhow::anyhow!("operator has no output port `{port}`"))
+            .ok_or_else(|| anyhow::anyhow!("operator has no output port `{port}`"))?;
+        let mut made = self.dirs_made.lock().unwrap_or_else(|e| e.into_inner());
+        if !made.contains(port) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            made.insert(port.to_string());
+        }
+        Ok(dir)
+    }
+
+    /// Adds one file to output `port`, at `rel_path` inside the artifact. Small outputs
+    /// (up to [`SMALL_OUTPUT_LIMIT`] per port) stay in memory and are committed without
+    /// touching the local file system; larger ones go to [`OpContext::output_dir`].
+    pub fn write_output(
+        &mut self,
+        port: &str,
+        rel_path: &str,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        if !self.outputs.contains_key(port) {
+            anyhow::bail!("operator has no output port `{port}`");
+        }
+        let rel = Path::new(rel_path);
+        if rel_path.is_empty()
+            || !rel
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            anyhow::bail!("output file name `{rel_path}` must be a relative path without `..`");
+        }
+        let held: usize = self
+            .small
+            .get(port)
+            .map(|m| m.values().map(Vec::len).sum())
+            .unwrap_or(0);
+        let has_dir = self
+            .dirs_made
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(port);
+        if has_dir || held + bytes.len() > SMALL_OUTPUT_LIMIT {
+            self.spill(port)?;
+            let path = self.output_dir(port)?.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, bytes)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            return Ok(());
+        }
+        self.small
+            .entry(port.to_string())
+            .or_default()
+            .insert(rel_path.to_string(), bytes);
+        Ok(())
+    }
+
+    /// Writes the in-memory files of `port` into its output directory.
+    pub(crate) fn spill(&mut self, port: &str) -> anyhow::Result<()> {
+        let Some(files) = self.small.remove(port) else {
+            return Ok(());
+        };
+        let dir = self.output_dir(port)?.to_path_buf();
+        for (rel, bytes) in files {
+            let path = dir.join(&rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, bytes)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Whether output `port` has a directory on disk (as opposed to only in-memory files).
+    pub(crate) fn has_dir(&self, port: &str) -> bool {
+        self.dirs_made
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(port)
     }
 
     /// Records metadata for an output (stored in the artifact manifest).
@@ -193,6 +339,8 @@ impl OpContext {
     /// The node's temporary directory, created on first use.
     pub fn tmp_dir(&self) -> anyhow::Result<&Path> {
         std::fs::create_dir_all(&self.scratch)?;
+        self.tmp_made
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(&self.scratch)
     }
 

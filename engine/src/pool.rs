@@ -62,6 +62,21 @@ impl WorkerProc {
     /// Sends a task and waits for its result, the worker's death, the timeout or
     /// cancellation. Returns the worker if it can take another task.
     pub async fn run(
+        self,
+        task: &Task,
+        timeout: Option<Duration>,
+        cancel: tokio::sync::watch::Receiver<bool>,
+    ) -> (Outcome, Option<Self>) {
+        let pid = self.pid;
+        let (outcome, worker) = self.run_inner(task, timeout, cancel).await;
+        if worker.is_none() {
+            // What the node printed before the worker went is in the worker's spool.
+            crate::worker::recover_spool(&task.log, pid);
+        }
+        (outcome, worker)
+    }
+
+    async fn run_inner(
         mut self,
         task: &Task,
         timeout: Option<Duration>,

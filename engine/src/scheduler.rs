@@ -625,6 +625,7 @@ impl<'a> Runner<'a> {
                         .map(|o| InputRef {
                             digest: o.digest.clone(),
                             kind: o.kind,
+                            meta: o.meta.clone(),
                         })
                         .collect();
                     (port, refs)

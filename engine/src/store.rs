@@ -3,8 +3,9 @@
 //! Layout under the store root (a local directory or `s3://bucket/prefix`):
 //!
 //! ```text
-//! artifacts/<digest>/files/<path>   payload, written first
-//! artifacts/<digest>/manifest.json  written last with put-if-absent: the commit point
+//! artifacts/<digest>/<path>   payload, written first (absent for small artifacts)
+//! manifests/<digest>.json      written last with put-if-absent: the commit point
+//!                              (small artifacts carry their payload inline here)
 //! cache/<cache-key>.json            outputs of a node execution, keyed by its cache key
 //! runs/<run-id>.json                run records (remote stores; local runs live in the state dir)
 //! ```
@@ -64,6 +65,10 @@ pub struct ArtifactManifest {
     /// Operator-reported metadata (dataset columns and rows, ...).
     #[serde(default)]
     pub meta: serde_json::Value,
+    /// Small artifacts carry their payload here (base64 by path) instead of in `artifacts/`:
+    /// one object per artifact, committed in one step.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inline: BTreeMap<String, String>,
     /// Who produced it first.
     pub provenance: Provenance,
     /// When it was committed (RFC 3339).
@@ -180,13 +185,8 @@ impl ArtifactStore {
     /// Where an artifact lives, for people: a local path or an `s3://` URI.
     pub fn artifact_uri(&self, digest: &str) -> String {
         match &self.local_root {
-            Some(r) => r
-                .join("artifacts")
-                .join(digest)
-                .join("files")
-                .display()
-                .to_string(),
-            None => format!("{}/artifacts/{digest}/files", self.url),
+            Some(r) => r.join("artifacts").join(digest).display().to_string(),
+            None => format!("{}/artifacts/{digest}", self.url),
         }
     }
 
@@ -238,7 +238,7 @@ impl ArtifactStore {
         let body = serde_json::to_vec_pretty(v)?;
         if let Some(root) = &self.local_root {
             let (tmp, dst) = local_staging(root, rel)?;
-            std::fs::write(&tmp, &body)?;
+            write_new(&tmp, &body)?;
             std::fs::rename(&tmp, &dst)
                 .with_context(|| format!("store {}: writing {rel}", self.url))?;
             return Ok(());
@@ -253,16 +253,19 @@ impl ArtifactStore {
     /// Writes a JSON object only if none exists. Returns false if one already existed.
     pub async fn put_json_if_absent<T: Serialize>(&self, rel: &str, v: &T) -> Result<bool> {
         if let Some(root) = &self.local_root {
-            // Write a staging file, then hard-link it into place: link(2) fails if the
-            // target exists, which makes this an atomic put-if-absent.
             let (tmp, dst) = local_staging(root, rel)?;
-            std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)?;
-            let r = std::fs::hard_link(&tmp, &dst);
-            let _ = std::fs::remove_file(&tmp);
-            return match r {
+            write_new(&tmp, &serde_json::to_vec_pretty(v)?)
+                .with_context(|| format!("store {}: writing {rel}", self.url))?;
+            return match rename_noreplace(&tmp, &dst) {
                 Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(anyhow!("store {}: writing {rel}: {e}", self.url)),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        Ok(false)
+                    } else {
+                        Err(anyhow!("store {}: writing {rel}: {e}", self.url))
+                    }
+                }
             };
         }
         let body = PutPayload::from(serde_json::to_vec_pretty(v)?);
@@ -312,8 +315,7 @@ impl ArtifactStore {
         if !is_digest(digest) {
             bail!("`{digest}` is not an artifact digest (64 hex characters)");
         }
-        self.get_json(&format!("artifacts/{digest}/manifest.json"))
-            .await
+        self.get_json(&manifest_key(digest)).await
     }
 
     /// Commits the files under `dir` as an artifact of type `kind`: payload first, manifest
@@ -336,29 +338,42 @@ impl ArtifactStore {
             uri: self.artifact_uri(&digest),
             meta: meta.clone(),
         };
-        let manifest_key = format!("artifacts/{digest}/manifest.json");
-        if self.exists(&manifest_key).await? {
+        let mkey = manifest_key(&digest);
+        if self.exists(&mkey).await? {
             return Ok(out);
         }
         if let Some(root) = &self.local_root {
             // Move the whole directory into place: no copy, and no inode churn, which
-            // ext4 makes slow when many small nodes create and delete files.
+            // ext4 makes slow when many small nodes create and delete files. A payload
+            // directory that is already there was moved there whole by an earlier writer.
             let art = root.join("artifacts").join(&digest);
-            std::fs::create_dir_all(&art)?;
-            let files_dir = art.join("files");
-            if !files_dir.exists()
-                && std::fs::rename(dir, &files_dir).is_err()
-                && !files_dir.exists()
-            {
+            if std::fs::rename(dir, &art).is_err() && !art.exists() {
+                // Another file system: copy into a staging directory, then move it.
+                let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let tmp = root
+                    .join("artifacts")
+                    .join(format!(".{digest}.{}-{n}.tmp", pid()));
                 for (src, f) in &scanned {
-                    self.put_file(src, &format!("artifacts/{digest}/files/{}", f.path))
-                        .await?;
+                    let dst = tmp.join(&f.path);
+                    std::fs::create_dir_all(dst.parent().expect("has parent"))?;
+                    std::fs::copy(src, &dst)
+                        .with_context(|| format!("copying {} into the store", src.display()))?;
                 }
-                std::fs::create_dir_all(&files_dir)?;
+                std::fs::create_dir_all(&tmp)?;
+                if std::fs::rename(&tmp, &art).is_err() {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    if !art.exists() {
+                        bail!(
+                            "store {}: cannot move {} into place",
+                            self.url,
+                            art.display()
+                        );
+                    }
+                }
             }
         } else {
             for (src, f) in &scanned {
-                self.put_file(src, &format!("artifacts/{digest}/files/{}", f.path))
+                self.put_file(src, &format!("artifacts/{digest}/{}", f.path))
                     .await?;
             }
         }
@@ -368,26 +383,65 @@ impl ArtifactStore {
             size: files.iter().map(|f| f.size).sum(),
             files,
             meta,
+            inline: BTreeMap::new(),
             provenance,
             created_at: now_rfc3339(),
         };
-        self.put_json_if_absent(&manifest_key, &manifest).await?;
+        self.put_json_if_absent(&mkey, &manifest).await?;
+        Ok(out)
+    }
+
+    /// Commits a small artifact given in memory (`(path, bytes)` pairs): its payload goes
+    /// inline into the manifest, which is written once with put-if-absent. Its digest is the
+    /// one [`ArtifactStore::commit_dir`] gives the same files.
+    pub async fn commit_inline(
+        &self,
+        kind: PortType,
+        files: &BTreeMap<String, Vec<u8>>,
+        meta: serde_json::Value,
+        provenance: Provenance,
+    ) -> Result<OutputRef> {
+        use base64::Engine as _;
+        let entries: Vec<FileEntry> = files
+            .iter()
+            .map(|(path, bytes)| FileEntry {
+                path: path.clone(),
+                size: bytes.len() as u64,
+                sha256: digest::sha256_hex(bytes),
+            })
+            .collect();
+        let digest = digest::tree_digest(kind.as_str(), &entries);
+        let out = OutputRef {
+            digest: digest.clone(),
+            kind,
+            uri: self.artifact_uri(&digest),
+            meta: meta.clone(),
+        };
+        // No existence check first: put-if-absent answers that in the same step.
+        let mkey = manifest_key(&digest);
+        let manifest = ArtifactManifest {
+            digest: digest.clone(),
+            kind,
+            size: entries.iter().map(|f| f.size).sum(),
+            files: entries,
+            meta,
+            inline: files
+                .iter()
+                .map(|(p, b)| {
+                    (
+                        p.clone(),
+                        base64::engine::general_purpose::STANDARD.encode(b),
+                    )
+                })
+                .collect(),
+            provenance,
+            created_at: now_rfc3339(),
+        };
+        self.put_json_if_absent(&mkey, &manifest).await?;
         Ok(out)
     }
 
     async fn put_file(&self, src: &Path, rel: &str) -> Result<()> {
-        if let Some(root) = &self.local_root {
-            let dst = root.join(rel);
-            std::fs::create_dir_all(dst.parent().expect("has parent"))?;
-            if std::fs::rename(src, &dst).is_err() {
-                // Different file systems: copy to a temporary name, then rename.
-                let tmp = dst.with_extension(format!("tmp-{}", std::process::id()));
-                std::fs::copy(src, &tmp)
-                    .with_context(|| format!("copying {} into the store", src.display()))?;
-                std::fs::rename(&tmp, &dst)?;
-            }
-            return Ok(());
-        }
         let size = std::fs::metadata(src)?.len();
         const PART: u64 = 16 << 20;
         if size <= PART {
@@ -426,37 +480,37 @@ impl ArtifactStore {
     /// A local directory holding the artifact's files, and its manifest: the store itself for
     /// local stores, a verified download (kept for later tasks) otherwise.
     pub async fn materialize(&self, digest: &str) -> Result<(PathBuf, ArtifactManifest)> {
+        if self.local_root.is_some() {
+            return self.materialize_local(digest);
+        }
         let dest = self.download_dir.join(digest);
-        if self.local_root.is_none() {
-            if let Ok(text) = std::fs::read(dest.join("manifest.json")) {
-                if let Ok(m) = serde_json::from_slice::<ArtifactManifest>(&text) {
-                    return Ok((dest.join("files"), m));
-                }
+        if let Ok(text) = std::fs::read(dest.join("manifest.json")) {
+            if let Ok(m) = serde_json::from_slice::<ArtifactManifest>(&text) {
+                return Ok((dest.join("files"), m));
             }
         }
         let manifest = self
             .manifest(digest)
             .await?
             .ok_or_else(|| anyhow!("artifact {digest} is not committed in store {}", self.url))?;
-        if let Some(root) = &self.local_root {
-            return Ok((root.join("artifacts").join(digest).join("files"), manifest));
-        }
-        let tmp = self
-            .download_dir
-            .join(format!(".{digest}.{}.tmp", std::process::id()));
+        let tmp = self.download_dir.join(format!(".{digest}.{}.tmp", pid()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(tmp.join("files"))?;
         for f in &manifest.files {
-            let rel = format!("artifacts/{digest}/files/{}", f.path);
-            let r = self
-                .store
-                .get(&self.key(&rel))
-                .await
-                .map_err(|e| self.describe_err(&format!("downloading {rel}"), e))?;
-            let bytes = r
-                .bytes()
-                .await
-                .map_err(|e| self.describe_err(&format!("downloading {rel}"), e))?;
+            let rel = format!("artifacts/{digest}/{}", f.path);
+            let bytes = match inline_payload(&manifest, &f.path)? {
+                Some(b) => bytes::Bytes::from(b),
+                None => {
+                    let r = self
+                        .store
+                        .get(&self.key(&rel))
+                        .await
+                        .map_err(|e| self.describe_err(&format!("downloading {rel}"), e))?;
+                    r.bytes()
+                        .await
+                        .map_err(|e| self.describe_err(&format!("downloading {rel}"), e))?
+                }
+            };
             if digest::sha256_hex(&bytes) != f.sha256 {
                 bail!(
                     "store {}: {rel} does not match its manifest digest (corrupt or tampered)",
@@ -479,6 +533,65 @@ impl ArtifactStore {
         Ok((dest.join("files"), manifest))
     }
 
+    /// [`ArtifactStore::materialize`] for local stores, without a runtime: the artifact's
+    /// payload directory, written out from the manifest first for inline artifacts.
+    pub fn materialize_local(&self, digest: &str) -> Result<(PathBuf, ArtifactManifest)> {
+        let root = self
+            .local_root
+            .as_ref()
+            .ok_or_else(|| anyhow!("store {} is not local", self.url))?;
+        if !is_digest(digest) {
+            bail!("`{digest}` is not an artifact digest (64 hex characters)");
+        }
+        let manifest: ArtifactManifest = match std::fs::read(root.join(manifest_key(digest))) {
+            Ok(b) => serde_json::from_slice(&b).with_context(|| {
+                format!("store {}: manifest of {digest} is not valid JSON", self.url)
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("artifact {digest} is not committed in store {}", self.url)
+            }
+            Err(e) => bail!("store {}: reading the manifest of {digest}: {e}", self.url),
+        };
+        let files_dir = root.join("artifacts").join(digest);
+        if files_dir.exists() || (manifest.inline.is_empty() && !manifest.files.is_empty()) {
+            return Ok((files_dir, manifest));
+        }
+        // Inline (or empty) artifact seen for the first time: write its files next to the
+        // manifest, verified, under a temporary name, then move them into place.
+        let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = root
+            .join("artifacts")
+            .join(format!(".{digest}.{}-{n}.tmp", pid()));
+        std::fs::create_dir_all(&tmp)?;
+        for f in &manifest.files {
+            let bytes = inline_payload(&manifest, &f.path)?.ok_or_else(|| {
+                anyhow!(
+                    "store {}: artifact {digest} has no payload for {}",
+                    self.url,
+                    f.path
+                )
+            })?;
+            if digest::sha256_hex(&bytes) != f.sha256 {
+                let _ = std::fs::remove_dir_all(&tmp);
+                bail!(
+                    "store {}: inline payload {} of {digest} does not match its digest (corrupt or tampered)",
+                    self.url,
+                    f.path
+                );
+            }
+            let p = tmp.join(&f.path);
+            std::fs::create_dir_all(p.parent().expect("has parent"))?;
+            std::fs::write(&p, &bytes)?;
+        }
+        if std::fs::rename(&tmp, &files_dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if !files_dir.exists() {
+                bail!("store {}: cannot write the files of {digest}", self.url);
+            }
+        }
+        Ok((files_dir, manifest))
+    }
+
     /// The cache entry for a key, if its outputs are all still committed.
     pub async fn cache_lookup(&self, key: &str) -> Result<Option<CacheEntry>> {
         let Some(entry) = self
@@ -496,20 +609,27 @@ impl ArtifactStore {
     /// Whether every output's artifact is committed (its manifest exists).
     pub async fn all_committed(&self, outputs: &BTreeMap<String, OutputRef>) -> Result<bool> {
         for o in outputs.values() {
-            if !self
-                .exists(&format!("artifacts/{}/manifest.json", o.digest))
-                .await?
-            {
+            if !self.exists(&manifest_key(&o.digest)).await? {
                 return Ok(false);
             }
         }
         Ok(true)
     }
 
-    /// Records the outputs of a node execution under its cache key.
+    /// Records the outputs of a node execution under its cache key. An existing entry with
+    /// the same outputs is kept as it is; one with other outputs (a `--no-cache` rerun of a
+    /// nondeterministic node) is replaced, so the cache names the newest outputs.
     pub async fn cache_put(&self, entry: &CacheEntry) -> Result<()> {
-        self.put_json(&format!("cache/{}.json", entry.cache_key), entry)
-            .await
+        let rel = format!("cache/{}.json", entry.cache_key);
+        if self.put_json_if_absent(&rel, entry).await? {
+            return Ok(());
+        }
+        if let Ok(Some(old)) = self.get_json::<CacheEntry>(&rel).await {
+            if old.outputs == entry.outputs {
+                return Ok(());
+            }
+        }
+        self.put_json(&rel, entry).await
     }
 
     /// Re-hashes every file of an artifact and compares with its manifest.
@@ -520,6 +640,14 @@ impl ArtifactStore {
         }
         let (files_dir, m) = self.materialize(digest).await?;
         for f in &m.files {
+            if let Some(bytes) = inline_payload(&m, &f.path)? {
+                if bytes.len() as u64 != f.size || digest::sha256_hex(&bytes) != f.sha256 {
+                    bail!(
+                        "artifact {digest}: inline {} does not match its manifest",
+                        f.path
+                    );
+                }
+            }
             let (size, sha) = digest::file_sha256(&files_dir.join(&f.path))
                 .with_context(|| format!("artifact {digest}: {}", f.path))?;
             if size != f.size || sha != f.sha256 {
@@ -535,7 +663,7 @@ impl ArtifactStore {
     /// Digests of all committed artifacts.
     pub async fn list_artifacts(&self) -> Result<Vec<String>> {
         use futures::TryStreamExt;
-        let prefix = self.key("artifacts");
+        let prefix = self.key("manifests");
         let metas: Vec<_> = self
             .store
             .list(Some(&prefix))
@@ -544,14 +672,13 @@ impl ArtifactStore {
             .map_err(|e| self.describe_err("listing artifacts", e))?;
         let mut out: Vec<String> = metas
             .iter()
-            .filter(|m| m.location.filename() == Some("manifest.json"))
             .filter_map(|m| {
                 m.location
-                    .parts()
-                    .rev()
-                    .nth(1)
-                    .map(|p| p.as_ref().to_string())
+                    .filename()?
+                    .strip_suffix(".json")
+                    .map(str::to_string)
             })
+            .filter(|d| is_digest(d))
             .collect();
         out.sort();
         out.dedup();
@@ -559,17 +686,86 @@ impl ArtifactStore {
     }
 }
 
+/// Where an artifact's manifest lives, relative to the store root.
+fn manifest_key(digest: &str) -> String {
+    format!("manifests/{digest}.json")
+}
+
+/// The decoded inline payload of `path`, if the manifest carries one.
+fn inline_payload(m: &ArtifactManifest, path: &str) -> Result<Option<Vec<u8>>> {
+    use base64::Engine as _;
+    match m.inline.get(path) {
+        None => Ok(None),
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map(Some)
+            .map_err(|e| {
+                anyhow!(
+                    "artifact {}: inline {path} is not valid base64: {e}",
+                    m.digest
+                )
+            }),
+    }
+}
+
+/// `rename(2)` that fails with `AlreadyExists` instead of replacing `dst`: an atomic
+/// put-if-absent that leaves no file behind to delete.
+pub(crate) fn rename_noreplace(src: &Path, dst: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let s = std::ffi::CString::new(src.as_os_str().as_bytes())?;
+        let d = std::ffi::CString::new(dst.as_os_str().as_bytes())?;
+        let r = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                s.as_ptr(),
+                libc::AT_FDCWD,
+                d.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+            return Err(e);
+        }
+        // The file system cannot rename without replacing: fall through to link(2).
+    }
+    std::fs::hard_link(src, dst)?;
+    std::fs::remove_file(src)
+}
+
 /// A unique staging path next to `root/rel`, and `root/rel` itself (parents created).
 fn local_staging(root: &Path, rel: &str) -> Result<(PathBuf, PathBuf)> {
     let dst = root.join(rel);
-    std::fs::create_dir_all(dst.parent().expect("has parent"))?;
     let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dst.with_file_name(format!(
         ".{}.{}-{n}.tmp",
         dst.file_name().and_then(|f| f.to_str()).unwrap_or("x"),
-        std::process::id()
+        pid()
     ));
     Ok((tmp, dst))
+}
+
+/// Writes `body` to the new file `path`, creating its parent directories only if they are
+/// missing (the common case, an existing directory, costs no extra system call).
+fn write_new(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    match std::fs::write(path, body) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path.parent().expect("has parent"))?;
+            std::fs::write(path, body)
+        }
+        r => r,
+    }
+}
+
+/// This process's id (cached: it is part of every staging name).
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -7,13 +7,14 @@
 //! (OOM, timeout) takes only its own task down, and the scheduler reports how it died.
 //! `zest node exec` runs one task in a fresh process, for remote executors.
 
-use crate::operator::{InputArtifact, OpContext, PortType, Registry};
+use crate::operator::{InputArtifact, OpContext, PortType, Registry, Resolver};
 use crate::store::{ArtifactStore, CacheEntry, OutputRef, Provenance, S3Options};
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// An input artifact reference inside a task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,6 +23,9 @@ pub struct InputRef {
     pub digest: String,
     /// Type.
     pub kind: PortType,
+    /// Metadata its producer reported.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub meta: serde_json::Value,
 }
 
 /// Where the store is and how to reach it.
@@ -68,7 +72,7 @@ pub struct Task {
     /// A path prefix for this attempt's scratch space: outputs are written to
     /// `<scratch>.out.<port>`, temporary files to `<scratch>.tmp` (created on demand).
     pub scratch: PathBuf,
-    /// The node's log file (appended to).
+    /// The node's log file (appended to; created only if the node writes output).
     pub log: PathBuf,
     /// Extra environment for child processes.
     pub env: BTreeMap<String, String>,
@@ -113,18 +117,11 @@ pub fn execute(
     rt: &tokio::runtime::Runtime,
     stores: &mut HashMap<String, ArtifactStore>,
 ) -> TaskResult {
-    let r = execute_inner(task, registry, rt, stores);
+    let mut made = vec![];
+    let r = execute_inner(task, registry, rt, stores, &mut made);
     // Committed outputs were moved into the store; remove what is left.
-    for name in task
-        .outputs
-        .iter()
-        .map(|(p, _)| format!("out.{p}"))
-        .chain(["tmp".to_string()])
-    {
-        let p = scratch_path(task, &name);
-        if p.exists() {
-            let _ = std::fs::remove_dir_all(&p);
-        }
+    for p in made {
+        let _ = std::fs::remove_dir_all(&p);
     }
     match r {
         Ok(outputs) => TaskResult {
@@ -143,6 +140,7 @@ fn execute_inner(
     registry: &Registry,
     rt: &tokio::runtime::Runtime,
     stores: &mut HashMap<String, ArtifactStore>,
+    made: &mut Vec<PathBuf>,
 ) -> Result<BTreeMap<String, OutputRef>> {
     let op = registry
         .get(&task.op)
@@ -159,24 +157,34 @@ fn execute_inner(
     for (port, refs) in &task.inputs {
         let mut v = vec![];
         for r in refs {
-            let (path, manifest) = rt
-                .block_on(store.materialize(&r.digest))
-                .with_context(|| format!("input `{port}`"))?;
-            v.push(InputArtifact {
-                digest: r.digest.clone(),
-                kind: r.kind,
-                path,
-                meta: manifest.meta,
-            });
+            if store.is_local() {
+                // Files are looked at only if the operator asks for them.
+                let s = store.clone();
+                let resolver: Resolver =
+                    Arc::new(move |d: &str| s.materialize_local(d).map(|(p, _)| p));
+                v.push(InputArtifact::lazy(
+                    r.digest.clone(),
+                    r.kind,
+                    r.meta.clone(),
+                    resolver,
+                ));
+            } else {
+                let (path, manifest) = rt
+                    .block_on(store.materialize(&r.digest))
+                    .with_context(|| format!("input `{port}`"))?;
+                v.push(InputArtifact::at(
+                    r.digest.clone(),
+                    r.kind,
+                    manifest.meta,
+                    path,
+                ));
+            }
         }
         inputs.insert(port.clone(), v);
     }
     let mut outputs = BTreeMap::new();
     for (port, _) in &task.outputs {
-        let dir = scratch_path(task, &format!("out.{port}"));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        outputs.insert(port.clone(), dir);
+        outputs.insert(port.clone(), scratch_path(task, &format!("out.{port}")));
     }
     let tmp = scratch_path(task, "tmp");
     let mut ctx = OpContext {
@@ -190,10 +198,22 @@ fn execute_inner(
         log_path: task.log.clone(),
         scratch: tmp,
         runtime: rt.handle().clone(),
+        small: BTreeMap::new(),
+        dirs_made: Default::default(),
+        tmp_made: Default::default(),
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         op.run(&task.config, &mut ctx)
     }));
+    // What to remove afterwards: directories that exist, unless committed (moved) first.
+    for (port, dir) in &ctx.outputs {
+        if ctx.has_dir(port) {
+            made.push(dir.clone());
+        }
+    }
+    if ctx.tmp_made.load(std::sync::atomic::Ordering::Relaxed) {
+        made.push(ctx.scratch.clone());
+    }
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
@@ -221,8 +241,21 @@ fn execute_inner(
             .output_meta
             .remove(port)
             .unwrap_or(serde_json::Value::Null);
+        let commit = async {
+            if ctx.has_dir(port) {
+                ctx.spill(port)?;
+                store
+                    .commit_dir(*kind, &ctx.outputs[port], meta, provenance.clone())
+                    .await
+            } else {
+                let files = ctx.small.remove(port).unwrap_or_default();
+                store
+                    .commit_inline(*kind, &files, meta, provenance.clone())
+                    .await
+            }
+        };
         let out = rt
-            .block_on(store.commit_dir(*kind, &ctx.outputs[port], meta, provenance.clone()))
+            .block_on(commit)
             .with_context(|| format!("committing output `{port}`"))?;
         committed.insert(port.clone(), out);
     }
@@ -244,21 +277,159 @@ fn worker_runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the worker's runtime")
 }
 
-/// Redirects stdout and stderr to `path` (append), returning nothing; used per task.
-fn redirect_output(path: &std::path::Path) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p)?;
+/// How long a node runs before its log file appears under its own name while it runs.
+const LIVE_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The spool file a worker's stdout and stderr point at, in the run's log directory.
+pub fn spool_path(log_dir: &Path, worker_pid: u32) -> PathBuf {
+    log_dir.join(format!(".worker-{worker_pid}.out"))
+}
+
+/// Where node output goes. The worker's stdout and stderr point at a spool file; a node's
+/// output becomes `logs/<node>.log` by renaming the spool, which writers (child processes
+/// included) do not notice. That happens when the node ends having printed something, or
+/// while it still runs after [`LIVE_AFTER`], so long nodes can be followed live. Nodes that
+/// print nothing cost no file. If the worker dies, the scheduler moves the spool
+/// ([`recover_spool`]).
+struct NodeLogs {
+    state: Arc<std::sync::Mutex<LogState>>,
+}
+
+#[derive(Default)]
+struct LogState {
+    /// The spool's path, once the first task has named the log directory.
+    spool: Option<PathBuf>,
+    /// The running node's log and when it started.
+    task: Option<(PathBuf, std::time::Instant)>,
+    /// Whether the spool was already moved (or tried to be) to the running node's log.
+    moved: Option<bool>,
+}
+
+impl NodeLogs {
+    fn new() -> Self {
+        let state: Arc<std::sync::Mutex<LogState>> = Arc::default();
+        let weak = Arc::downgrade(&state);
+        // Makes long-running nodes' logs visible under their names; wakes a few times a
+        // second and does nothing for short nodes.
+        std::thread::Builder::new()
+            .name("zest-logs".into())
+            .spawn(move || loop {
+                std::thread::sleep(LIVE_AFTER / 2);
+                let Some(state) = weak.upgrade() else { return };
+                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                let st = &mut *st;
+                if let (Some(spool), Some((log, started)), None) = (&st.spool, &st.task, st.moved) {
+                    if started.elapsed() >= LIVE_AFTER {
+                        st.moved = Some(crate::store::rename_noreplace(spool, log).is_ok());
+                    }
+                }
+            })
+            .ok();
+        NodeLogs { state }
     }
-    let f = std::fs::OpenOptions::new()
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Points stdout and stderr at a fresh spool at `path`.
+    fn open_spool(path: &Path) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        unsafe {
+            libc::dup2(f.as_raw_fd(), 1);
+            libc::dup2(f.as_raw_fd(), 2);
+        }
+        Ok(())
+    }
+
+    fn start(&self, log: &Path) -> Result<()> {
+        let mut st = self.lock();
+        if st.spool.is_none() {
+            let dir = log.parent().unwrap_or(Path::new("."));
+            let spool = spool_path(dir, std::process::id());
+            Self::open_spool(&spool)?;
+            st.spool = Some(spool);
+        }
+        st.task = Some((log.to_path_buf(), std::time::Instant::now()));
+        st.moved = None;
+        Ok(())
+    }
+
+    fn end(&self) -> Result<()> {
+        let _ = std::io::stdout().flush();
+        let mut st = self.lock();
+        let Some((log, _)) = st.task.take() else {
+            return Ok(());
+        };
+        let spool = st.spool.clone().expect("started");
+        match st.moved.take() {
+            Some(true) => return Self::open_spool(&spool),
+            Some(false) => {}
+            None => {
+                let mut meta: libc::stat = unsafe { std::mem::zeroed() };
+                if unsafe { libc::fstat(1, &mut meta) } != 0 || meta.st_size == 0 {
+                    return Ok(());
+                }
+                if crate::store::rename_noreplace(&spool, &log).is_ok() {
+                    return Self::open_spool(&spool);
+                }
+            }
+        }
+        // The node's log already exists (an earlier attempt, or an operator that writes it
+        // itself): append the spool to it and empty the spool.
+        append_spool(&spool, &log)?;
+        unsafe {
+            libc::ftruncate(1, 0);
+        }
+        Ok(())
+    }
+
+    /// Removes the spool if nothing is in it (at worker exit).
+    fn close(&self) {
+        let st = self.lock();
+        if let Some(spool) = &st.spool {
+            if std::fs::metadata(spool).is_ok_and(|m| m.len() == 0) {
+                let _ = std::fs::remove_file(spool);
+            }
+        }
+    }
+}
+
+fn append_spool(spool: &Path, log: &Path) -> Result<()> {
+    let mut from = std::fs::File::open(spool)?;
+    let mut to = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(path)?;
-    unsafe {
-        libc::dup2(f.as_raw_fd(), 1);
-        libc::dup2(f.as_raw_fd(), 2);
-    }
+        .open(log)
+        .with_context(|| format!("cannot open log {}", log.display()))?;
+    std::io::copy(&mut from, &mut to)?;
     Ok(())
+}
+
+/// After worker `worker_pid` died running a node: moves what the node printed from the
+/// worker's spool to the node's log.
+pub fn recover_spool(log: &Path, worker_pid: u32) {
+    let Some(dir) = log.parent() else { return };
+    let spool = spool_path(dir, worker_pid);
+    match std::fs::metadata(&spool) {
+        Ok(m) if m.len() > 0 => {}
+        Ok(_) => {
+            let _ = std::fs::remove_file(&spool);
+            return;
+        }
+        Err(_) => return,
+    }
+    if crate::store::rename_noreplace(&spool, log).is_err() && append_spool(&spool, log).is_ok() {
+        let _ = std::fs::remove_file(&spool);
+    }
 }
 
 /// The `zest node worker` loop: read tasks from stdin, answer on the original stdout.
@@ -274,31 +445,41 @@ pub fn serve(registry: &Registry) -> Result<()> {
     }
     use std::os::fd::FromRawFd;
     let proto_fd = unsafe { libc::dup(1) };
-    let stderr_fd = unsafe { libc::dup(2) };
-    if proto_fd < 0 || stderr_fd < 0 {
+    if proto_fd < 0 {
         return Err(anyhow!("cannot duplicate file descriptors"));
     }
-    // From here on only `proto` reaches the scheduler; stray prints go to stderr.
+    // From here on only `proto` reaches the scheduler; stray prints go to stderr until the
+    // first task, and to the node logs after that.
     unsafe {
-        libc::dup2(stderr_fd, 1);
+        libc::dup2(2, 1);
     }
     let mut proto = unsafe { std::fs::File::from_raw_fd(proto_fd) };
     let rt = worker_runtime()?;
     let mut stores = HashMap::new();
+    let logs = NodeLogs::new();
     let stdin = std::io::stdin();
     let mut line = String::new();
     loop {
         line.clear();
         if stdin.lock().read_line(&mut line)? == 0 {
+            logs.close();
             return Ok(());
         }
         let task: Task = serde_json::from_str(&line).context("worker received a malformed task")?;
-        redirect_output(&task.log)?;
-        let result = execute(&task, registry, &rt, &mut stores);
-        let _ = std::io::stdout().flush();
-        unsafe {
-            libc::dup2(stderr_fd, 1);
-            libc::dup2(stderr_fd, 2);
+        let mut result = match logs.start(&task.log) {
+            Ok(()) => execute(&task, registry, &rt, &mut stores),
+            Err(e) => TaskResult {
+                outputs: BTreeMap::new(),
+                error: Some(format!("{e:#}")),
+            },
+        };
+        if let Err(e) = logs.end() {
+            if result.error.is_none() {
+                result = TaskResult {
+                    outputs: BTreeMap::new(),
+                    error: Some(format!("saving the node's log: {e:#}")),
+                };
+            }
         }
         let mut out = serde_json::to_vec(&result)?;
         out.push(b'\n');

@@ -1,5 +1,5 @@
 //! `noop`: does nothing (optionally sleeps). Accepts any inputs, so it can depend on
-//! anything; writes an output listing the digests of its inputs.
+//! anything; writes an output listing the digests of its inputs (and its `tag`, if any).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,10 @@ pub struct NoopConfig {
     #[serde(default)]
     #[schemars(range(max = 86_400_000))]
     pub sleep_ms: u64,
+    /// Free text written to the output. Nodes with different tags are different
+    /// computations (distinct cache keys and artifacts), which tests and benchmarks use.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tag: String,
 }
 
 /// The `noop` operator.
@@ -45,8 +49,12 @@ impl Operator for Noop {
             .iter()
             .map(|(p, a)| (p.as_str(), a.iter().map(|x| x.digest.as_str()).collect()))
             .collect();
-        let body = serde_json::to_vec(&serde_json::json!({ "inputs": inputs }))?;
-        std::fs::write(ctx.output_dir("out")?.join("noop.json"), body)?;
+        let mut doc = serde_json::json!({ "inputs": inputs });
+        if !config.tag.is_empty() {
+            doc["tag"] = serde_json::Value::String(config.tag.clone());
+        }
+        let body = serde_json::to_vec(&doc)?;
+        ctx.write_output("out", "noop.json", body)?;
         Ok(())
     }
 }

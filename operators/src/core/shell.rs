@@ -100,7 +100,10 @@ impl Operator for Shell {
             .env("ZEST_NODE", &ctx.node)
             .env("ZEST_ATTEMPT", ctx.attempt.to_string());
         for (port, arts) in &ctx.inputs {
-            let paths: Vec<String> = arts.iter().map(|a| a.path.display().to_string()).collect();
+            let paths = arts
+                .iter()
+                .map(|a| Ok(a.path()?.display().to_string()))
+                .collect::<anyhow::Result<Vec<String>>>()?;
             let digests: Vec<&str> = arts.iter().map(|a| a.digest.as_str()).collect();
             cmd.env(input_var(port), paths.join(":"));
             cmd.env(format!("{}_DIGEST", input_var(port)), digests.join(":"));

@@ -55,14 +55,13 @@ impl Operator for Sql {
             .inputs
             .iter()
             .map(|(port, arts)| {
-                (
-                    port.clone(),
-                    arts.iter()
-                        .map(|a| a.path.join(dataset::DATA_FILE).display().to_string())
-                        .collect(),
-                )
+                let files = arts
+                    .iter()
+                    .map(|a| Ok(a.path()?.join(dataset::DATA_FILE).display().to_string()))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((port.clone(), files))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let meta = ctx.block_on(async {
             for (name, files) in &tables {
                 let df = session
