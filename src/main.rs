@@ -6,6 +6,10 @@ mod machine;
 
 use clap::Parser;
 
+/// mimalloc: the scheduler and workers allocate many small, short-lived objects per node.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = cli::Cli::parse();
     let registry = zest_operators::registry();

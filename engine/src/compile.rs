@@ -102,7 +102,7 @@ fn resolve_op<'a>(
         .filter(|w| !w.is_null())
         .unwrap_or_else(|| empty_map(op_name.pos));
     let schema = op.config_schema();
-    let problems = schema_check::check(&with, &schema, "");
+    let problems = schema_check::check(&with, schema, "");
     let n0 = errs.len();
     for mut p in problems {
         p.message = format!("{}: {}", op.name(), p.message);
@@ -411,8 +411,9 @@ impl crate::operator::DynOperator for Missing {
     fn description(&self) -> &'static str {
         ""
     }
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::Value::Bool(true)
+    fn config_schema(&self) -> &serde_json::Value {
+        static ANY: serde_json::Value = serde_json::Value::Bool(true);
+        &ANY
     }
     fn parse_config(&self, c: &serde_json::Value) -> Result<serde_json::Value, String> {
         Ok(c.clone())

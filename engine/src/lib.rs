@@ -13,6 +13,7 @@ pub mod diag;
 pub mod digest;
 pub mod graph;
 pub mod lineage;
+pub mod localfs;
 pub mod operator;
 pub mod params;
 pub mod plan;

@@ -384,7 +384,7 @@ pub trait DynOperator: Send + Sync {
     /// See [`Operator::DESCRIPTION`].
     fn description(&self) -> &'static str;
     /// The config's JSON Schema.
-    fn config_schema(&self) -> serde_json::Value;
+    fn config_schema(&self) -> &serde_json::Value;
     /// Parses and checks a config, returning it in canonical form (defaults filled in).
     fn parse_config(&self, config: &serde_json::Value) -> Result<serde_json::Value, String>;
     /// The ports for a parsed config, or in general when `config` is `None`.
@@ -393,7 +393,11 @@ pub trait DynOperator: Send + Sync {
     fn run(&self, config: &serde_json::Value, ctx: &mut OpContext) -> anyhow::Result<()>;
 }
 
-struct Erased<T>(std::marker::PhantomData<fn() -> T>);
+struct Erased<T> {
+    /// The config's JSON Schema, generated once.
+    schema: std::sync::OnceLock<serde_json::Value>,
+    _op: std::marker::PhantomData<fn() -> T>,
+}
 
 impl<T: Operator> Erased<T> {
     fn typed(config: &serde_json::Value) -> Result<T::Config, String> {
@@ -411,8 +415,10 @@ impl<T: Operator> DynOperator for Erased<T> {
     fn description(&self) -> &'static str {
         T::DESCRIPTION
     }
-    fn config_schema(&self) -> serde_json::Value {
-        serde_json::to_value(schemars::schema_for!(T::Config)).unwrap_or_default()
+    fn config_schema(&self) -> &serde_json::Value {
+        self.schema.get_or_init(|| {
+            serde_json::to_value(schemars::schema_for!(T::Config)).unwrap_or_default()
+        })
     }
     fn parse_config(&self, config: &serde_json::Value) -> Result<serde_json::Value, String> {
         let c = Self::typed(config)?;
@@ -445,8 +451,13 @@ impl Registry {
 
     /// Registers an operator under its name.
     pub fn register<T: Operator>(&mut self) -> &mut Self {
-        self.ops
-            .insert(T::NAME, Arc::new(Erased::<T>(std::marker::PhantomData)));
+        self.ops.insert(
+            T::NAME,
+            Arc::new(Erased::<T> {
+                schema: std::sync::OnceLock::new(),
+                _op: std::marker::PhantomData,
+            }),
+        );
         self
     }
 

@@ -1,14 +1,24 @@
 //! The scheduler's side of worker processes: spawning, sending tasks, timeouts, killing,
 //! and telling how a worker died.
+//!
+//! Each worker process is driven by one task on the scheduler's runtime (its *driver*),
+//! which writes jobs to the worker's stdin and reads answers from its stdout. A worker runs
+//! one job at a time, but the scheduler may queue one more job behind the running one
+//! ([`Pool::enqueue`]): the worker then finds its next job waiting when it finishes, instead
+//! of idling for a round trip through the scheduler. The scheduler does this only for jobs
+//! it has seen to be short (see `scheduler`), the way Dask keeps workers saturated.
 
 use crate::worker::{Task, TaskResult};
 use anyhow::{Context, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 /// How one attempt ended.
 #[derive(Debug)]
@@ -23,14 +33,52 @@ pub enum Outcome {
     Cancelled,
 }
 
+/// The scheduler's name for a job (a node index).
+pub type Token = usize;
+
+/// One attempt to run on a worker.
+pub struct Job {
+    /// Who the job is, for the scheduler.
+    pub token: Token,
+    /// What to run.
+    pub task: Task,
+    /// Its time limit, counted from when the worker starts it.
+    pub timeout: Option<Duration>,
+}
+
+/// What a driver tells the scheduler.
+#[derive(Debug)]
+pub enum Report {
+    /// The job the worker was running ended.
+    Ended {
+        /// The worker.
+        worker: usize,
+        /// The job.
+        token: Token,
+        /// How it ended.
+        outcome: Outcome,
+        /// The queued job the worker has started in its place, if any.
+        next: Option<Token>,
+        /// Queued jobs that never started because the worker is gone; run them elsewhere.
+        requeue: Vec<Token>,
+        /// Whether the worker can take more jobs.
+        alive: bool,
+    },
+    /// An idle worker went away.
+    Gone {
+        /// The worker.
+        worker: usize,
+        /// Jobs sent to it that it never received; run them elsewhere.
+        requeue: Vec<Token>,
+    },
+}
+
 /// A running `zest node worker` process.
 pub struct WorkerProc {
     child: Child,
-    stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     stdout: Lines<BufReader<ChildStdout>>,
     pid: u32,
-    /// The environment it was started with (workers are reused only for equal environments).
-    pub env: BTreeMap<String, String>,
 }
 
 impl WorkerProc {
@@ -52,82 +100,10 @@ impl WorkerProc {
         let stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
         Ok(WorkerProc {
             child,
-            stdin,
+            stdin: Some(stdin),
             stdout,
             pid,
-            env: env.clone(),
         })
-    }
-
-    /// Sends a task and waits for its result, the worker's death, the timeout or
-    /// cancellation. Returns the worker if it can take another task.
-    pub async fn run(
-        self,
-        task: &Task,
-        timeout: Option<Duration>,
-        cancel: tokio::sync::watch::Receiver<bool>,
-    ) -> (Outcome, Option<Self>) {
-        let pid = self.pid;
-        let (outcome, worker) = self.run_inner(task, timeout, cancel).await;
-        if worker.is_none() {
-            // What the node printed before the worker went is in the worker's spool.
-            crate::worker::recover_spool(&task.log, pid);
-        }
-        (outcome, worker)
-    }
-
-    async fn run_inner(
-        mut self,
-        task: &Task,
-        timeout: Option<Duration>,
-        mut cancel: tokio::sync::watch::Receiver<bool>,
-    ) -> (Outcome, Option<Self>) {
-        let mut line = match serde_json::to_vec(task) {
-            Ok(l) => l,
-            Err(e) => {
-                return (
-                    Outcome::Died(format!("cannot encode task: {e}")),
-                    Some(self),
-                )
-            }
-        };
-        line.push(b'\n');
-        if let Err(e) = self.stdin.write_all(&line).await {
-            let how = self.death().await;
-            return (
-                Outcome::Died(format!("{how} (sending the task failed: {e})")),
-                None,
-            );
-        }
-        let deadline = async {
-            match timeout {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            r = self.stdout.next_line() => match r {
-                Ok(Some(l)) => match serde_json::from_str::<TaskResult>(&l) {
-                    Ok(res) => (Outcome::Done(res), Some(self)),
-                    Err(e) => {
-                        self.kill().await;
-                        (Outcome::Died(format!("worker sent a malformed answer: {e}")), None)
-                    }
-                },
-                _ => {
-                    let how = self.death().await;
-                    (Outcome::Died(how), None)
-                }
-            },
-            _ = deadline => {
-                self.kill().await;
-                (Outcome::TimedOut(timeout.unwrap_or_default()), None)
-            }
-            _ = async { while cancel.changed().await.is_ok() { if *cancel.borrow() { return; } } std::future::pending::<()>().await } => {
-                self.kill().await;
-                (Outcome::Cancelled, None)
-            }
-        }
     }
 
     /// Stops the worker and everything it started: SIGTERM to its process group, then
@@ -166,6 +142,18 @@ impl WorkerProc {
         }
         describe_exit(status)
     }
+
+    /// Ends an idle worker: closes its stdin so that it exits by itself (cleaning up), and
+    /// kills it if it does not within a grace period.
+    async fn close(mut self) {
+        self.stdin = None;
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            self.kill().await;
+        }
+    }
 }
 
 /// Describes a process exit for people: the exit code, or the signal and what it usually means.
@@ -195,39 +183,237 @@ pub fn describe_exit(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// Idle workers, reused for tasks that need the same environment.
+type ReportFn = Arc<dyn Fn(Report) + Send + Sync>;
+
+/// A live worker, as the pool sees it.
+struct Slot {
+    id: usize,
+    env: BTreeMap<String, String>,
+    jobs: mpsc::UnboundedSender<Job>,
+    /// Jobs sent and not yet ended.
+    inflight: usize,
+}
+
+/// The run's worker processes.
 pub struct Pool {
     exe: PathBuf,
-    idle: Vec<WorkerProc>,
+    slots: Vec<Slot>,
+    next_id: usize,
+    report: ReportFn,
+    cancel: watch::Receiver<bool>,
+    drivers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Pool {
-    /// A pool that starts workers from `exe` (the zest binary).
-    pub fn new(exe: PathBuf) -> Self {
-        Pool { exe, idle: vec![] }
-    }
-
-    /// An idle worker with environment `env`, or a new one.
-    pub fn take(&mut self, env: &BTreeMap<String, String>) -> Result<WorkerProc> {
-        if let Some(i) = self.idle.iter().position(|w| &w.env == env) {
-            return Ok(self.idle.swap_remove(i));
+    /// A pool that starts workers from `exe` (the zest binary) and reports through `report`.
+    /// Setting `cancel` to true kills every worker and ends its jobs as cancelled.
+    pub fn new(
+        exe: PathBuf,
+        report: impl Fn(Report) + Send + Sync + 'static,
+        cancel: watch::Receiver<bool>,
+    ) -> Self {
+        Pool {
+            exe,
+            slots: vec![],
+            next_id: 0,
+            report: Arc::new(report),
+            cancel,
+            drivers: vec![],
         }
-        WorkerProc::spawn(&self.exe, env)
     }
 
-    /// Returns a healthy worker. Workers with GPUs assigned are not kept.
-    pub fn give_back(&mut self, w: WorkerProc) {
-        if w.env
-            .get("CUDA_VISIBLE_DEVICES")
-            .is_some_and(|v| !v.is_empty())
+    /// Sends `job` to an idle worker started with `env`, starting one if there is none.
+    /// Returns the worker's id.
+    pub fn submit(&mut self, env: &BTreeMap<String, String>, job: Job) -> Result<usize> {
+        if let Some(slot) = self
+            .slots
+            .iter_mut()
+            .find(|s| s.inflight == 0 && &s.env == env)
         {
+            if slot.jobs.send(job).is_ok() {
+                slot.inflight += 1;
+                return Ok(slot.id);
+            }
+            unreachable!("a driver lives as long as its slot");
+        }
+        let proc = WorkerProc::spawn(&self.exe, env)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = self.next_id;
+        self.next_id += 1;
+        let report = self.report.clone();
+        let cancel = self.cancel.clone();
+        self.drivers
+            .push(tokio::spawn(drive(proc, id, rx, report, cancel)));
+        tx.send(job).ok();
+        self.slots.push(Slot {
+            id,
+            env: env.clone(),
+            jobs: tx,
+            inflight: 1,
+        });
+        Ok(id)
+    }
+
+    /// Queues `job` behind the one worker `id` is running. False if the worker cannot take
+    /// it (gone, idle or already holding a queued job).
+    pub fn enqueue(&mut self, id: usize, job: Job) -> bool {
+        match self.slots.iter_mut().find(|s| s.id == id) {
+            Some(slot) if slot.inflight == 1 => {
+                if slot.jobs.send(job).is_err() {
+                    return false;
+                }
+                slot.inflight += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Keeps the pool's books on a report; the scheduler calls it for every report.
+    pub fn on_report(&mut self, r: &Report) {
+        let (id, ended, alive) = match r {
+            Report::Ended {
+                worker,
+                requeue,
+                alive,
+                ..
+            } => (*worker, 1 + requeue.len(), *alive),
+            Report::Gone { worker, requeue } => (*worker, requeue.len(), false),
+        };
+        let Some(i) = self.slots.iter().position(|s| s.id == id) else {
+            return;
+        };
+        let slot = &mut self.slots[i];
+        slot.inflight = slot.inflight.saturating_sub(ended);
+        // Workers that had GPUs are not reused: another node may get other GPUs.
+        let had_gpus = slot
+            .env
+            .get("CUDA_VISIBLE_DEVICES")
+            .is_some_and(|v| !v.is_empty());
+        if !alive || (had_gpus && slot.inflight == 0) {
+            // Dropping the sender lets an idle driver close its worker.
+            self.slots.swap_remove(i);
+        }
+    }
+
+    /// Ends every worker (after their jobs) and waits for them to exit.
+    pub async fn shutdown(&mut self) {
+        self.slots.clear();
+        for d in self.drivers.drain(..) {
+            let _ = d.await;
+        }
+    }
+}
+
+/// Drives one worker: writes its jobs, reads its answers, enforces time limits, and reports.
+async fn drive(
+    mut w: WorkerProc,
+    id: usize,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    report: ReportFn,
+    mut cancel: watch::Receiver<bool>,
+) {
+    // Jobs written to the worker, oldest (the running one) first.
+    let mut queue: VecDeque<Job> = VecDeque::new();
+    let mut deadline: Option<Instant> = None;
+    let mut open = true;
+    let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+    loop {
+        if !open && queue.is_empty() {
+            w.close().await;
             return;
         }
-        self.idle.push(w);
+        let ended: Option<Outcome> = tokio::select! {
+            job = jobs.recv(), if open => match job {
+                None => { open = false; None }
+                Some(job) => {
+                    // A task is plain data; encoding it cannot fail.
+                    let mut line = serde_json::to_vec(&job.task).expect("tasks encode");
+                    line.push(b'\n');
+                    if queue.is_empty() {
+                        deadline = job.timeout.map(|t| Instant::now() + t);
+                    }
+                    let stdin = w.stdin.as_mut().expect("open while driving");
+                    let sent = stdin.write_all(&line).await;
+                    queue.push_back(job);
+                    match sent {
+                        Ok(()) => None,
+                        Err(e) => {
+                            let how = w.death().await;
+                            Some(Outcome::Died(format!("{how} (sending the task failed: {e})")))
+                        }
+                    }
+                }
+            },
+            r = w.stdout.next_line() => match r {
+                Ok(Some(l)) if !queue.is_empty() => match serde_json::from_str::<TaskResult>(&l) {
+                    Ok(res) => {
+                        let done = queue.pop_front().expect("not empty");
+                        let next = queue.front().map(|j| j.token);
+                        deadline = queue.front().and_then(|j| j.timeout).map(|t| Instant::now() + t);
+                        report(Report::Ended { worker: id, token: done.token, outcome: Outcome::Done(res), next, requeue: vec![], alive: true });
+                        None
+                    }
+                    Err(e) => {
+                        w.kill().await;
+                        Some(Outcome::Died(format!("worker sent a malformed answer: {e}")))
+                    }
+                },
+                Ok(Some(_)) => {
+                    // An answer nobody asked for: the protocol is broken.
+                    w.kill().await;
+                    report(Report::Gone { worker: id, requeue: unsent(&mut jobs) });
+                    return;
+                }
+                _ => {
+                    let how = w.death().await;
+                    if queue.is_empty() {
+                        report(Report::Gone { worker: id, requeue: unsent(&mut jobs) });
+                        return;
+                    }
+                    Some(Outcome::Died(how))
+                }
+            },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(far)), if deadline.is_some() && !queue.is_empty() => {
+                w.kill().await;
+                let t = queue.front().and_then(|j| j.timeout).unwrap_or_default();
+                Some(Outcome::TimedOut(t))
+            }
+            _ = async { while cancel.changed().await.is_ok() { if *cancel.borrow() { return; } } std::future::pending::<()>().await } => {
+                w.kill().await;
+                if queue.is_empty() {
+                    report(Report::Gone { worker: id, requeue: unsent(&mut jobs) });
+                    return;
+                }
+                Some(Outcome::Cancelled)
+            }
+        };
+        if let Some(outcome) = ended {
+            // The worker is gone: its running job ended with `outcome`, queued ones never ran.
+            let done = queue.pop_front().expect("a job was running");
+            // What the node printed before the worker went is in the worker's spool.
+            crate::worker::recover_spool(&done.task.log, w.pid);
+            let mut requeue: Vec<Token> = queue.drain(..).map(|j| j.token).collect();
+            requeue.extend(unsent(&mut jobs));
+            report(Report::Ended {
+                worker: id,
+                token: done.token,
+                outcome,
+                next: None,
+                requeue,
+                alive: false,
+            });
+            return;
+        }
     }
+}
 
-    /// Stops all idle workers (closing stdin ends their loop).
-    pub fn shutdown(&mut self) {
-        self.idle.clear();
+/// Closes a dead worker's job channel and returns the jobs still in it.
+fn unsent(jobs: &mut mpsc::UnboundedReceiver<Job>) -> Vec<Token> {
+    jobs.close();
+    let mut out = vec![];
+    while let Ok(j) = jobs.try_recv() {
+        out.push(j.token);
     }
+    out
 }

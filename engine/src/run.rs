@@ -1,9 +1,10 @@
 //! Run records: an append-only journal of node transitions per run, folded into a
 //! [`RunRecord`] for `zest runs`, reports and `zest resume`.
 //!
-//! Each transition is one `write(2)` of one JSON line to `runs/<id>/journal.jsonl` in the
-//! state directory, made before the scheduler acts on it, so `kill -9` of zest loses at most
-//! the nodes that were in flight.
+//! Each transition is one JSON line in `runs/<id>/journal.jsonl` in the state directory. The
+//! scheduler writes the lines of one step (a node ended, its dependents started) with one
+//! `write(2)` before it waits for anything, so `kill -9` of zest loses at most the nodes
+//! that were in flight: those are run again on `zest resume`.
 
 use crate::store::{now_rfc3339, OutputRef};
 use anyhow::{bail, Context, Result};
@@ -503,15 +504,27 @@ impl Journal {
         })
     }
 
-    /// Writes one event as one line, in one write.
+    /// Adds one event as one line; it reaches the file with the next [`Journal::flush`].
     pub fn write(&mut self, ev: &Event) -> Result<()> {
-        self.buf.clear();
         serde_json::to_writer(&mut self.buf, ev)?;
         self.buf.push(b'\n');
-        self.file
-            .write_all(&self.buf)
-            .context("cannot write run journal")?;
         Ok(())
+    }
+
+    /// Writes the pending lines, in one write.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let r = self.file.write_all(&self.buf);
+        self.buf.clear();
+        r.context("cannot write run journal")
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 

@@ -4,11 +4,11 @@
 //! process ([`crate::pool`]). Nodes whose cache key already has committed outputs are not
 //! run. Failures are retried with exponential backoff and jitter; a node that fails for good
 //! skips its descendants while independent branches go on (`--fail-fast` stops everything).
-//! Every transition is journaled before the scheduler acts on it.
+//! Every transition is journaled before the scheduler waits for the next event.
 
 use crate::digest::canonical_json;
 use crate::plan::{Plan, PlanNode};
-use crate::pool::{Outcome, Pool, WorkerProc};
+use crate::pool::{Job, Outcome, Pool, Report};
 use crate::progress::Progress;
 use crate::run::{self, Event, Journal, RunDir, RunRecord, RunStatus};
 use crate::spec::RetryPolicy;
@@ -123,6 +123,8 @@ enum St {
     Waiting,
     Runnable,
     Running,
+    /// Sent to a worker, behind the node it is running.
+    Queued,
     BackingOff,
     Done,
     Failed,
@@ -131,13 +133,13 @@ enum St {
 }
 
 enum Msg {
-    Finished {
-        ix: NodeIndex,
-        outcome: Outcome,
-        worker: Option<Box<WorkerProc>>,
-    },
+    Pool(Report),
     Retry(NodeIndex),
 }
+
+/// Nodes whose operator has averaged less than this (over a few attempts in this run) are
+/// short: the scheduler queues a node behind a worker that runs a short one.
+const SHORT: Duration = Duration::from_millis(20);
 
 struct Runner<'a> {
     plan: &'a Plan,
@@ -154,6 +156,12 @@ struct Runner<'a> {
     attempts: Vec<u32>,
     remaining: Vec<usize>,
     started_at: Vec<Option<Instant>>,
+    attempt_started: Vec<Option<Instant>>,
+    /// Per operator: successful attempts in this run and their total seconds.
+    op_stats: HashMap<&'static str, (u32, f64)>,
+    /// Worker id → the node it runs, and the node queued behind it.
+    running_on: HashMap<usize, NodeIndex>,
+    queued_on: HashMap<usize, NodeIndex>,
     producer_span: Vec<Option<(String, String)>>,
     spans: HashMap<NodeIndex, SpanHandle>,
     gpus_held: HashMap<NodeIndex, Vec<u32>>,
@@ -225,6 +233,10 @@ pub async fn execute(
         attempts: vec![0; n],
         remaining,
         started_at: vec![None; n],
+        attempt_started: vec![None; n],
+        op_stats: HashMap::new(),
+        running_on: HashMap::new(),
+        queued_on: HashMap::new(),
         producer_span: vec![None; n],
         spans: HashMap::new(),
         gpus_held: HashMap::new(),
@@ -237,7 +249,16 @@ pub async fn execute(
         backing_off: 0,
         stopping: None,
         interrupted: false,
-        pool: Pool::new(opts.exe.clone()),
+        pool: Pool::new(
+            opts.exe.clone(),
+            {
+                let tx = tx.clone();
+                move |r| {
+                    let _ = tx.send(Msg::Pool(r));
+                }
+            },
+            cancel.subscribe(),
+        ),
         tx,
         cancel,
         run_span: None,
@@ -338,12 +359,14 @@ pub async fn execute(
     tokio::pin!(ctrl_c);
     loop {
         r.start_runnable()?;
+        // The step's transitions reach the journal before the scheduler waits for anything.
+        r.journal.flush()?;
         if r.running == 0 && r.backing_off == 0 && (r.runnable.is_empty() || r.stopping.is_some()) {
             break;
         }
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(Msg::Finished { ix, outcome, worker }) => r.finished(ix, outcome, worker).await?,
+                Some(Msg::Pool(rep)) => r.on_report(rep).await?,
                 Some(Msg::Retry(ix)) => {
                     r.backing_off -= 1;
                     if r.stopping.is_none() {
@@ -560,24 +583,57 @@ impl<'a> Runner<'a> {
                 i += 1;
             }
         }
+        // Keep workers busy: queue a node behind a worker that runs a short one, so that it
+        // finds its next task waiting instead of idling for a round trip. Bounded work per
+        // call: only the first few runnable nodes are considered.
+        let mut i = 0;
+        while i < self.runnable.len().min(64) {
+            let ix = self.runnable[i];
+            match self.pipeline_worker(ix) {
+                Some(w) => {
+                    self.runnable.remove(i);
+                    self.enqueue(ix, w)?;
+                }
+                None => i += 1,
+            }
+        }
         Ok(())
     }
 
-    fn start(&mut self, ix: NodeIndex) -> Result<()> {
+    /// Whether attempts of `op` have been short in this run.
+    fn is_short(&self, op: &str) -> bool {
+        self.op_stats
+            .get(op)
+            .is_some_and(|(n, secs)| *n >= 3 && secs / f64::from(*n) < SHORT.as_secs_f64())
+    }
+
+    /// A worker that `ix` may be queued behind: it runs a short node, recently started,
+    /// whose resources cover `ix`'s (which takes them over), and has nothing queued.
+    fn pipeline_worker(&self, ix: NodeIndex) -> Option<usize> {
+        let b = &self.plan.graph[ix].resources;
+        if b.gpu > 0 || self.running_on.is_empty() {
+            return None;
+        }
+        self.running_on.iter().find_map(|(&w, &a)| {
+            let node = &self.plan.graph[a];
+            let r = &node.resources;
+            let ok = !self.queued_on.contains_key(&w)
+                && r.gpu == 0
+                && r.cpu + 1e-9 >= b.cpu
+                && r.memory >= b.memory
+                && self.is_short(node.op.name())
+                && self.attempt_started[a.index()].is_some_and(|t| t.elapsed() < SHORT);
+            ok.then_some(w)
+        })
+    }
+
+    /// The task for the next attempt of `ix` (its attempt counter advanced), with its span.
+    fn prepare(&mut self, ix: NodeIndex, gpus: &[u32]) -> (Task, BTreeMap<String, String>) {
         let node = &self.plan.graph[ix];
-        let res = node.resources;
-        self.free_cpu -= res.cpu;
-        self.free_mem = self.free_mem.saturating_sub(res.memory);
-        let gpus: Vec<u32> = self.free_gpus.drain(..res.gpu as usize).collect();
         self.attempts[ix.index()] += 1;
         let attempt = self.attempts[ix.index()];
-        self.st[ix.index()] = St::Running;
-        self.running += 1;
-        if self.started_at[ix.index()].is_none() {
-            self.started_at[ix.index()] = Some(Instant::now());
-        }
         let inputs = self.input_digests(ix);
-        if attempt == 1 {
+        if !self.spans.contains_key(&ix) {
             if let Some(t) = self.tel {
                 let s = t.child(
                     self.run_span.as_ref().expect("run span"),
@@ -607,7 +663,6 @@ impl<'a> Runner<'a> {
                 .collect::<Vec<_>>()
                 .join(","),
         );
-        self.gpus_held.insert(ix, gpus);
         let task = Task {
             run_id: self.run_id.clone(),
             dag: self.plan.name.clone(),
@@ -646,47 +701,143 @@ impl<'a> Runner<'a> {
             log: self.run_dir.log(&node.id),
             env: env.clone(),
             trace_id,
-            span_id: span_id.clone(),
+            span_id,
         };
+        (task, env)
+    }
+
+    /// Takes `ix`'s resources and records that its attempt has started.
+    fn began(&mut self, ix: NodeIndex, gpus: Vec<u32>) -> Result<()> {
+        let node = &self.plan.graph[ix];
+        let res = node.resources;
+        self.free_cpu -= res.cpu;
+        self.free_mem = self.free_mem.saturating_sub(res.memory);
+        self.gpus_held.insert(ix, gpus);
+        self.st[ix.index()] = St::Running;
+        self.running += 1;
+        let now = Instant::now();
+        self.started_at[ix.index()].get_or_insert(now);
+        self.attempt_started[ix.index()] = Some(now);
+        let span_id = self.spans.get(&ix).map(|s| s.span_id());
+        let attempt = self.attempts[ix.index()];
         self.emit(Event::NodeStarted {
             node: node.id.clone(),
             attempt,
             at: run::now(),
             cache_key: self.keys[ix.index()].clone(),
-            span_id: (!span_id.is_empty()).then_some(span_id),
+            span_id,
         })?;
         self.progress.started(&node.id, node.op.name(), attempt);
-        let tx = self.tx.clone();
-        let timeout = node.timeout;
-        let cancel = self.cancel.subscribe();
-        match self.pool.take(&env) {
+        Ok(())
+    }
+
+    fn start(&mut self, ix: NodeIndex) -> Result<()> {
+        let gpu = self.plan.graph[ix].resources.gpu as usize;
+        let gpus: Vec<u32> = self.free_gpus.drain(..gpu).collect();
+        let (task, env) = self.prepare(ix, &gpus);
+        self.began(ix, gpus)?;
+        let job = Job {
+            token: ix.index(),
+            task,
+            timeout: self.plan.graph[ix].timeout,
+        };
+        match self.pool.submit(&env, job) {
             Ok(w) => {
-                tokio::spawn(async move {
-                    let (outcome, worker) = w.run(&task, timeout, cancel).await;
-                    let _ = tx.send(Msg::Finished {
-                        ix,
-                        outcome,
-                        worker: worker.map(Box::new),
-                    });
-                });
+                self.running_on.insert(w, ix);
             }
             Err(e) => {
-                let _ = tx.send(Msg::Finished {
-                    ix,
+                let _ = self.tx.send(Msg::Pool(Report::Ended {
+                    worker: usize::MAX,
+                    token: ix.index(),
                     outcome: Outcome::Died(format!("{e:#}")),
-                    worker: None,
-                });
+                    next: None,
+                    requeue: vec![],
+                    alive: false,
+                }));
             }
         }
         Ok(())
     }
 
-    async fn finished(
-        &mut self,
-        ix: NodeIndex,
-        outcome: Outcome,
-        worker: Option<Box<WorkerProc>>,
-    ) -> Result<()> {
+    /// Sends `ix` to worker `w`, to run after the node it is running.
+    fn enqueue(&mut self, ix: NodeIndex, w: usize) -> Result<()> {
+        let (task, _) = self.prepare(ix, &[]);
+        let job = Job {
+            token: ix.index(),
+            task,
+            timeout: self.plan.graph[ix].timeout,
+        };
+        if self.pool.enqueue(w, job) {
+            self.st[ix.index()] = St::Queued;
+            self.queued_on.insert(w, ix);
+        } else {
+            self.attempts[ix.index()] -= 1;
+            self.runnable.push_front(ix);
+        }
+        Ok(())
+    }
+
+    /// Handles what a worker's driver reports.
+    async fn on_report(&mut self, rep: Report) -> Result<()> {
+        self.pool.on_report(&rep);
+        let (worker, requeue) = match rep {
+            Report::Ended {
+                worker,
+                token,
+                outcome,
+                next,
+                requeue,
+                alive,
+            } => {
+                self.running_on.remove(&worker);
+                // The node queued behind the one that ended starts now: either the worker
+                // had it already, or it is on its way and the worker, idle, takes it at once.
+                let next = next.map(NodeIndex::new).or_else(|| {
+                    alive
+                        .then(|| self.queued_on.get(&worker).copied())
+                        .flatten()
+                });
+                if next.is_some() {
+                    self.queued_on.remove(&worker);
+                }
+                self.finished(NodeIndex::new(token), outcome).await?;
+                if let Some(b) = next {
+                    // It takes over the resources of the node that ended before anything
+                    // else can.
+                    self.running_on.insert(worker, b);
+                    self.began(b, vec![])?;
+                }
+                (worker, requeue)
+            }
+            Report::Gone { worker, requeue } => {
+                self.running_on.remove(&worker);
+                (worker, requeue)
+            }
+        };
+        self.queued_on.remove(&worker);
+        for t in requeue {
+            let b = NodeIndex::new(t);
+            if self.st[b.index()] == St::Running {
+                // Counted as started, but its worker went before receiving it.
+                let r = self.plan.graph[b].resources;
+                self.running -= 1;
+                self.free_cpu += r.cpu;
+                self.free_mem = (self.free_mem + r.memory).min(self.opts.memory);
+                self.gpus_held.remove(&b);
+                self.running_on.retain(|_, n| *n != b);
+            }
+            self.attempts[b.index()] -= 1;
+            if let Some(why) = self.stopping.clone() {
+                self.cancel_node(b, &why)?;
+            } else {
+                self.st[b.index()] = St::Runnable;
+                self.runnable.push_front(b);
+            }
+        }
+        Ok(())
+    }
+
+    async fn finished(&mut self, ix: NodeIndex, outcome: Outcome) -> Result<()> {
         let node = &self.plan.graph[ix];
         let id = node.id.clone();
         self.running -= 1;
@@ -696,8 +847,12 @@ impl<'a> Runner<'a> {
             self.free_gpus.extend(g);
             self.free_gpus.sort();
         }
-        if let Some(w) = worker {
-            self.pool.give_back(*w);
+        if let (Outcome::Done(res), Some(t)) = (&outcome, self.attempt_started[ix.index()]) {
+            if res.error.is_none() {
+                let e = self.op_stats.entry(node.op.name()).or_default();
+                e.0 += 1;
+                e.1 += t.elapsed().as_secs_f64();
+            }
         }
         let attempt = self.attempts[ix.index()];
         let error = match outcome {
@@ -853,7 +1008,7 @@ impl<'a> Runner<'a> {
     }
 
     async fn finish(mut self) -> Result<RunOutcome> {
-        self.pool.shutdown();
+        self.pool.shutdown().await;
         let any_failed = self.st.contains(&St::Failed);
         let status = if self.interrupted {
             RunStatus::Cancelled
@@ -866,6 +1021,7 @@ impl<'a> Runner<'a> {
             at: run::now(),
             status,
         })?;
+        self.journal.flush()?;
         if let Some(mut s) = self.run_span.take() {
             s.set("zest.status", status.as_str());
             if status == RunStatus::Succeeded {

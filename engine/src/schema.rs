@@ -10,7 +10,7 @@ pub fn dag_schema(registry: &Registry) -> Value {
     let mut defs = Map::new();
     let mut branches = vec![];
     for op in registry.iter() {
-        let mut s = op.config_schema();
+        let mut s = op.config_schema().clone();
         let def_name = format!("op:{}", op.name());
         // Hoist the operator's own $defs so its $refs resolve.
         if let Some(Value::Object(m)) = s.as_object_mut().and_then(|o| o.remove("$defs")) {

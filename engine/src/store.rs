@@ -15,6 +15,7 @@
 //! writers of the same content write identical bytes.
 
 use crate::digest::{self, FileEntry};
+use crate::localfs;
 use crate::operator::PortType;
 use anyhow::{anyhow, bail, Context, Result};
 use object_store::path::Path as OPath;
@@ -237,11 +238,8 @@ impl ArtifactStore {
     pub async fn put_json<T: Serialize>(&self, rel: &str, v: &T) -> Result<()> {
         let body = serde_json::to_vec_pretty(v)?;
         if let Some(root) = &self.local_root {
-            let (tmp, dst) = local_staging(root, rel)?;
-            write_new(&tmp, &body)?;
-            std::fs::rename(&tmp, &dst)
-                .with_context(|| format!("store {}: writing {rel}", self.url))?;
-            return Ok(());
+            return localfs::put_replace(&root.join(rel), &body)
+                .with_context(|| format!("store {}: writing {rel}", self.url));
         }
         self.store
             .put(&self.key(rel), PutPayload::from(body))
@@ -253,20 +251,8 @@ impl ArtifactStore {
     /// Writes a JSON object only if none exists. Returns false if one already existed.
     pub async fn put_json_if_absent<T: Serialize>(&self, rel: &str, v: &T) -> Result<bool> {
         if let Some(root) = &self.local_root {
-            let (tmp, dst) = local_staging(root, rel)?;
-            write_new(&tmp, &serde_json::to_vec_pretty(v)?)
-                .with_context(|| format!("store {}: writing {rel}", self.url))?;
-            return match rename_noreplace(&tmp, &dst) {
-                Ok(()) => Ok(true),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        Ok(false)
-                    } else {
-                        Err(anyhow!("store {}: writing {rel}: {e}", self.url))
-                    }
-                }
-            };
+            return localfs::put_new(&root.join(rel), serde_json::to_vec_pretty(v)?)
+                .with_context(|| format!("store {}: writing {rel}", self.url));
         }
         let body = PutPayload::from(serde_json::to_vec_pretty(v)?);
         match self
@@ -349,10 +335,7 @@ impl ArtifactStore {
             let art = root.join("artifacts").join(&digest);
             if std::fs::rename(dir, &art).is_err() && !art.exists() {
                 // Another file system: copy into a staging directory, then move it.
-                let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let tmp = root
-                    .join("artifacts")
-                    .join(format!(".{digest}.{}-{n}.tmp", pid()));
+                let tmp = localfs::staging_name(&art);
                 for (src, f) in &scanned {
                     let dst = tmp.join(&f.path);
                     std::fs::create_dir_all(dst.parent().expect("has parent"))?;
@@ -391,16 +374,17 @@ impl ArtifactStore {
         Ok(out)
     }
 
-    /// Commits a small artifact given in memory (`(path, bytes)` pairs): its payload goes
-    /// inline into the manifest, which is written once with put-if-absent. Its digest is the
-    /// one [`ArtifactStore::commit_dir`] gives the same files.
-    pub async fn commit_inline(
+    /// Describes a small artifact given in memory (`(path, bytes)` pairs) whose payload goes
+    /// inline into its manifest; commit it with [`ArtifactStore::put_manifest`] or
+    /// [`ArtifactStore::commit_with_entry`]. Its digest is the one
+    /// [`ArtifactStore::commit_dir`] gives the same files.
+    pub fn prepare_inline(
         &self,
         kind: PortType,
         files: &BTreeMap<String, Vec<u8>>,
         meta: serde_json::Value,
         provenance: Provenance,
-    ) -> Result<OutputRef> {
+    ) -> (OutputRef, ArtifactManifest) {
         use base64::Engine as _;
         let entries: Vec<FileEntry> = files
             .iter()
@@ -417,10 +401,8 @@ impl ArtifactStore {
             uri: self.artifact_uri(&digest),
             meta: meta.clone(),
         };
-        // No existence check first: put-if-absent answers that in the same step.
-        let mkey = manifest_key(&digest);
         let manifest = ArtifactManifest {
-            digest: digest.clone(),
+            digest,
             kind,
             size: entries.iter().map(|f| f.size).sum(),
             files: entries,
@@ -437,8 +419,50 @@ impl ArtifactStore {
             provenance,
             created_at: now_rfc3339(),
         };
-        self.put_json_if_absent(&mkey, &manifest).await?;
-        Ok(out)
+        (out, manifest)
+    }
+
+    /// Commits an inline artifact: its manifest, put-if-absent (no existence check first:
+    /// put-if-absent answers that in the same step).
+    pub async fn put_manifest(&self, manifest: &ArtifactManifest) -> Result<()> {
+        self.put_json_if_absent(&manifest_key(&manifest.digest), manifest)
+            .await?;
+        Ok(())
+    }
+
+    /// Commits an inline artifact and then the cache entry of the node that produced it.
+    /// In a local store both are one document (the union of their fields) under two names,
+    /// so a node with a small output costs one file: it is linked as the manifest first (the
+    /// commit point) and as the cache entry second.
+    pub async fn commit_with_entry(
+        &self,
+        manifest: &ArtifactManifest,
+        entry: &CacheEntry,
+    ) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            self.put_manifest(manifest).await?;
+            return self.cache_put(entry).await;
+        };
+        let mkey = manifest_key(&manifest.digest);
+        let mut doc = serde_json::to_value(manifest)?;
+        if let (Some(d), serde_json::Value::Object(e)) =
+            (doc.as_object_mut(), serde_json::to_value(entry)?)
+        {
+            d.extend(e);
+        }
+        let mut u =
+            localfs::Unnamed::new(&root.join("manifests"), serde_json::to_vec_pretty(&doc)?)
+                .with_context(|| format!("store {}: writing {mkey}", self.url))?;
+        let new = u
+            .link(&root.join(&mkey))
+            .with_context(|| format!("store {}: writing {mkey}", self.url))?;
+        let ckey = cache_key_path(&entry.cache_key);
+        // An artifact committed before carries another producer's provenance: record the
+        // cache entry on its own then.
+        if new && u.link(&root.join(&ckey)).unwrap_or(false) {
+            return Ok(());
+        }
+        self.cache_put(entry).await
     }
 
     async fn put_file(&self, src: &Path, rel: &str) -> Result<()> {
@@ -493,7 +517,9 @@ impl ArtifactStore {
             .manifest(digest)
             .await?
             .ok_or_else(|| anyhow!("artifact {digest} is not committed in store {}", self.url))?;
-        let tmp = self.download_dir.join(format!(".{digest}.{}.tmp", pid()));
+        let tmp = self
+            .download_dir
+            .join(format!(".{digest}.{}.tmp", localfs::pid()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(tmp.join("files"))?;
         for f in &manifest.files {
@@ -558,10 +584,7 @@ impl ArtifactStore {
         }
         // Inline (or empty) artifact seen for the first time: write its files next to the
         // manifest, verified, under a temporary name, then move them into place.
-        let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = root
-            .join("artifacts")
-            .join(format!(".{digest}.{}-{n}.tmp", pid()));
+        let tmp = localfs::staging_name(&files_dir);
         std::fs::create_dir_all(&tmp)?;
         for f in &manifest.files {
             let bytes = inline_payload(&manifest, &f.path)?.ok_or_else(|| {
@@ -594,10 +617,7 @@ impl ArtifactStore {
 
     /// The cache entry for a key, if its outputs are all still committed.
     pub async fn cache_lookup(&self, key: &str) -> Result<Option<CacheEntry>> {
-        let Some(entry) = self
-            .get_json::<CacheEntry>(&format!("cache/{key}.json"))
-            .await?
-        else {
+        let Some(entry) = self.get_json::<CacheEntry>(&cache_key_path(key)).await? else {
             return Ok(None);
         };
         if !self.all_committed(&entry.outputs).await? {
@@ -620,7 +640,7 @@ impl ArtifactStore {
     /// the same outputs is kept as it is; one with other outputs (a `--no-cache` rerun of a
     /// nondeterministic node) is replaced, so the cache names the newest outputs.
     pub async fn cache_put(&self, entry: &CacheEntry) -> Result<()> {
-        let rel = format!("cache/{}.json", entry.cache_key);
+        let rel = cache_key_path(&entry.cache_key);
         if self.put_json_if_absent(&rel, entry).await? {
             return Ok(());
         }
@@ -686,6 +706,11 @@ impl ArtifactStore {
     }
 }
 
+/// Where a cache entry lives, relative to the store root.
+fn cache_key_path(key: &str) -> String {
+    format!("cache/{key}.json")
+}
+
 /// Where an artifact's manifest lives, relative to the store root.
 fn manifest_key(digest: &str) -> String {
     format!("manifests/{digest}.json")
@@ -707,68 +732,6 @@ fn inline_payload(m: &ArtifactManifest, path: &str) -> Result<Option<Vec<u8>>> {
             }),
     }
 }
-
-/// `rename(2)` that fails with `AlreadyExists` instead of replacing `dst`: an atomic
-/// put-if-absent that leaves no file behind to delete.
-pub(crate) fn rename_noreplace(src: &Path, dst: &Path) -> std::io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let s = std::ffi::CString::new(src.as_os_str().as_bytes())?;
-        let d = std::ffi::CString::new(dst.as_os_str().as_bytes())?;
-        let r = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                s.as_ptr(),
-                libc::AT_FDCWD,
-                d.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
-            return Err(e);
-        }
-        // The file system cannot rename without replacing: fall through to link(2).
-    }
-    std::fs::hard_link(src, dst)?;
-    std::fs::remove_file(src)
-}
-
-/// A unique staging path next to `root/rel`, and `root/rel` itself (parents created).
-fn local_staging(root: &Path, rel: &str) -> Result<(PathBuf, PathBuf)> {
-    let dst = root.join(rel);
-    let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = dst.with_file_name(format!(
-        ".{}.{}-{n}.tmp",
-        dst.file_name().and_then(|f| f.to_str()).unwrap_or("x"),
-        pid()
-    ));
-    Ok((tmp, dst))
-}
-
-/// Writes `body` to the new file `path`, creating its parent directories only if they are
-/// missing (the common case, an existing directory, costs no extra system call).
-fn write_new(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    match std::fs::write(path, body) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(path.parent().expect("has parent"))?;
-            std::fs::write(path, body)
-        }
-        r => r,
-    }
-}
-
-/// This process's id (cached: it is part of every staging name).
-fn pid() -> u32 {
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *PID.get_or_init(std::process::id)
-}
-
-static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Whether `s` looks like an artifact digest.
 pub fn is_digest(s: &str) -> bool {

@@ -236,37 +236,44 @@ fn execute_inner(
         span_id: task.span_id.clone(),
     };
     let mut committed = BTreeMap::new();
+    // The last small output is committed together with the cache entry.
+    let mut last_inline = None;
     for (port, kind) in &task.outputs {
         let meta = ctx
             .output_meta
             .remove(port)
             .unwrap_or(serde_json::Value::Null);
-        let commit = async {
-            if ctx.has_dir(port) {
-                ctx.spill(port)?;
-                store
-                    .commit_dir(*kind, &ctx.outputs[port], meta, provenance.clone())
-                    .await
-            } else {
-                let files = ctx.small.remove(port).unwrap_or_default();
-                store
-                    .commit_inline(*kind, &files, meta, provenance.clone())
-                    .await
+        let out = if ctx.has_dir(port) {
+            ctx.spill(port)?;
+            rt.block_on(store.commit_dir(*kind, &ctx.outputs[port], meta, provenance.clone()))
+                .with_context(|| format!("committing output `{port}`"))?
+        } else {
+            let files = ctx.small.remove(port).unwrap_or_default();
+            let (out, manifest) = store.prepare_inline(*kind, &files, meta, provenance.clone());
+            if let Some((p, m)) = last_inline.replace((port.clone(), manifest)) {
+                rt.block_on(store.put_manifest(&m))
+                    .with_context(|| format!("committing output `{p}`"))?;
             }
+            out
         };
-        let out = rt
-            .block_on(commit)
-            .with_context(|| format!("committing output `{port}`"))?;
         committed.insert(port.clone(), out);
     }
-    let entry = CacheEntry {
+    let mut entry = CacheEntry {
         cache_key: task.cache_key.clone(),
         outputs: committed.clone(),
         provenance,
         created_at: crate::store::now_rfc3339(),
     };
-    rt.block_on(store.cache_put(&entry))
-        .context("recording the cache entry")?;
+    match last_inline {
+        Some((port, manifest)) => {
+            entry.created_at = manifest.created_at.clone();
+            rt.block_on(store.commit_with_entry(&manifest, &entry))
+                .with_context(|| format!("committing output `{port}` and the cache entry"))?;
+        }
+        None => rt
+            .block_on(store.cache_put(&entry))
+            .context("recording the cache entry")?,
+    }
     Ok(committed)
 }
 
@@ -320,7 +327,7 @@ impl NodeLogs {
                 let st = &mut *st;
                 if let (Some(spool), Some((log, started)), None) = (&st.spool, &st.task, st.moved) {
                     if started.elapsed() >= LIVE_AFTER {
-                        st.moved = Some(crate::store::rename_noreplace(spool, log).is_ok());
+                        st.moved = Some(crate::localfs::rename_noreplace(spool, log).is_ok());
                     }
                 }
             })
@@ -378,7 +385,7 @@ impl NodeLogs {
                 if unsafe { libc::fstat(1, &mut meta) } != 0 || meta.st_size == 0 {
                     return Ok(());
                 }
-                if crate::store::rename_noreplace(&spool, &log).is_ok() {
+                if crate::localfs::rename_noreplace(&spool, &log).is_ok() {
                     return Self::open_spool(&spool);
                 }
             }
@@ -427,7 +434,7 @@ pub fn recover_spool(log: &Path, worker_pid: u32) {
         }
         Err(_) => return,
     }
-    if crate::store::rename_noreplace(&spool, log).is_err() && append_spool(&spool, log).is_ok() {
+    if crate::localfs::rename_noreplace(&spool, log).is_err() && append_spool(&spool, log).is_ok() {
         let _ = std::fs::remove_file(&spool);
     }
 }
