@@ -3,7 +3,7 @@
 //!
 //! Each worker process is driven by one task on the scheduler's runtime (its *driver*),
 //! which writes jobs to the worker's stdin and reads answers from its stdout. A worker runs
-//! one job at a time, but the scheduler may queue one more job behind the running one
+//! one job at a time, but the scheduler may queue jobs behind the running one
 //! ([`Pool::enqueue`]): the worker then finds its next job waiting when it finishes, instead
 //! of idling for a round trip through the scheduler. The scheduler does this only for jobs
 //! it has seen to be short (see `scheduler`), the way Dask keeps workers saturated.
@@ -254,11 +254,11 @@ impl Pool {
         Ok(id)
     }
 
-    /// Queues `job` behind the one worker `id` is running. False if the worker cannot take
-    /// it (gone, idle or already holding a queued job).
-    pub fn enqueue(&mut self, id: usize, job: Job) -> bool {
+    /// Queues `job` behind the jobs worker `id` has. False if the worker cannot take it
+    /// (gone, idle, or `depth` jobs already waiting).
+    pub fn enqueue(&mut self, id: usize, job: Job, depth: usize) -> bool {
         match self.slots.iter_mut().find(|s| s.id == id) {
-            Some(slot) if slot.inflight == 1 => {
+            Some(slot) if slot.inflight >= 1 && slot.inflight <= depth => {
                 if slot.jobs.send(job).is_err() {
                     return false;
                 }

@@ -141,6 +141,9 @@ enum Msg {
 /// short: the scheduler queues a node behind a worker that runs a short one.
 const SHORT: Duration = Duration::from_millis(20);
 
+/// How many nodes may wait on a worker behind the one it runs.
+const QUEUE_DEPTH: usize = 2;
+
 struct Runner<'a> {
     plan: &'a Plan,
     opts: &'a ExecOptions,
@@ -161,7 +164,10 @@ struct Runner<'a> {
     op_stats: HashMap<&'static str, (u32, f64)>,
     /// Worker id → the node it runs, and the node queued behind it.
     running_on: HashMap<usize, NodeIndex>,
-    queued_on: HashMap<usize, NodeIndex>,
+    queued_on: HashMap<usize, VecDeque<NodeIndex>>,
+    /// Artifacts that attempts of this run created: no cache entry can name them as inputs
+    /// yet, so nodes reading them skip the cache lookup.
+    fresh: std::collections::HashSet<String>,
     producer_span: Vec<Option<(String, String)>>,
     spans: HashMap<NodeIndex, SpanHandle>,
     gpus_held: HashMap<NodeIndex, Vec<u32>>,
@@ -237,6 +243,7 @@ pub async fn execute(
         op_stats: HashMap::new(),
         running_on: HashMap::new(),
         queued_on: HashMap::new(),
+        fresh: std::collections::HashSet::new(),
         producer_span: vec![None; n],
         spans: HashMap::new(),
         gpus_held: HashMap::new(),
@@ -432,7 +439,11 @@ impl<'a> Runner<'a> {
             let inputs = self.input_digests(ix);
             let key = cache_key(node, &inputs);
             self.keys[ix.index()] = key.clone();
-            if node.cache && !self.opts.no_cache {
+            // A cache entry is written after its inputs exist, so none can name an artifact
+            // that this run has just created, unless the artifact was deleted and made
+            // again. Skipping the lookup then only costs a rerun: a miss is always safe.
+            let fresh_input = inputs.values().flatten().any(|d| self.fresh.contains(d));
+            if node.cache && !self.opts.no_cache && !fresh_input {
                 let found = match self.opts.store.cache_lookup(&key).await {
                     Ok(f) => f,
                     Err(e) => {
@@ -608,20 +619,25 @@ impl<'a> Runner<'a> {
     }
 
     /// A worker that `ix` may be queued behind: it runs a short node, recently started,
-    /// whose resources cover `ix`'s (which takes them over), and has nothing queued.
+    /// has room in its queue, and the last node in its queue (which `ix` takes the resources
+    /// over from) needs at least what `ix` needs.
     fn pipeline_worker(&self, ix: NodeIndex) -> Option<usize> {
         let b = &self.plan.graph[ix].resources;
         if b.gpu > 0 || self.running_on.is_empty() {
             return None;
         }
         self.running_on.iter().find_map(|(&w, &a)| {
-            let node = &self.plan.graph[a];
-            let r = &node.resources;
-            let ok = !self.queued_on.contains_key(&w)
-                && r.gpu == 0
+            let queued = self.queued_on.get(&w);
+            if queued.is_some_and(|q| q.len() >= QUEUE_DEPTH) {
+                return None;
+            }
+            let running = &self.plan.graph[a];
+            let last = queued.and_then(|q| q.back()).copied().unwrap_or(a);
+            let r = &self.plan.graph[last].resources;
+            let ok = r.gpu == 0
                 && r.cpu + 1e-9 >= b.cpu
                 && r.memory >= b.memory
-                && self.is_short(node.op.name())
+                && self.is_short(running.op.name())
                 && self.attempt_started[a.index()].is_some_and(|t| t.elapsed() < SHORT);
             ok.then_some(w)
         })
@@ -767,9 +783,9 @@ impl<'a> Runner<'a> {
             task,
             timeout: self.plan.graph[ix].timeout,
         };
-        if self.pool.enqueue(w, job) {
+        if self.pool.enqueue(w, job, QUEUE_DEPTH) {
             self.st[ix.index()] = St::Queued;
-            self.queued_on.insert(w, ix);
+            self.queued_on.entry(w).or_default().push_back(ix);
         } else {
             self.attempts[ix.index()] -= 1;
             self.runnable.push_front(ix);
@@ -792,14 +808,11 @@ impl<'a> Runner<'a> {
                 self.running_on.remove(&worker);
                 // The node queued behind the one that ended starts now: either the worker
                 // had it already, or it is on its way and the worker, idle, takes it at once.
-                let next = next.map(NodeIndex::new).or_else(|| {
-                    alive
-                        .then(|| self.queued_on.get(&worker).copied())
-                        .flatten()
-                });
-                if next.is_some() {
-                    self.queued_on.remove(&worker);
-                }
+                let queued = self.queued_on.entry(worker).or_default().pop_front();
+                let next = next
+                    .map(NodeIndex::new)
+                    .or(if alive { queued } else { None });
+                debug_assert!(next.is_none() || next == queued);
                 self.finished(NodeIndex::new(token), outcome).await?;
                 if let Some(b) = next {
                     // It takes over the resources of the node that ended before anything
@@ -811,10 +824,13 @@ impl<'a> Runner<'a> {
             }
             Report::Gone { worker, requeue } => {
                 self.running_on.remove(&worker);
+                self.queued_on.remove(&worker);
                 (worker, requeue)
             }
         };
-        self.queued_on.remove(&worker);
+        if !requeue.is_empty() {
+            self.queued_on.remove(&worker);
+        }
         for t in requeue {
             let b = NodeIndex::new(t);
             if self.st[b.index()] == St::Running {
@@ -877,6 +893,11 @@ impl<'a> Runner<'a> {
                     outputs: res.outputs.clone(),
                     span_id,
                 })?;
+                for port in &res.created {
+                    if let Some(o) = res.outputs.get(port) {
+                        self.fresh.insert(o.digest.clone());
+                    }
+                }
                 self.st[ix.index()] = St::Done;
                 self.outputs[ix.index()] = Some(res.outputs);
                 self.progress.succeeded(&id, secs);

@@ -306,14 +306,15 @@ impl ArtifactStore {
 
     /// Commits the files under `dir` as an artifact of type `kind`: payload first, manifest
     /// last (put-if-absent). Identical content already committed is not written again.
-    /// The directory's files are moved (local stores) or uploaded (remote stores).
+    /// The directory's files are moved (local stores) or uploaded (remote stores). Also
+    /// says whether this call created the artifact (false: it was committed before).
     pub async fn commit_dir(
         &self,
         kind: PortType,
         dir: &Path,
         meta: serde_json::Value,
         provenance: Provenance,
-    ) -> Result<OutputRef> {
+    ) -> Result<(OutputRef, bool)> {
         let scanned = digest::scan_dir(dir)
             .with_context(|| format!("cannot read output directory {}", dir.display()))?;
         let files: Vec<FileEntry> = scanned.iter().map(|(_, f)| f.clone()).collect();
@@ -326,7 +327,7 @@ impl ArtifactStore {
         };
         let mkey = manifest_key(&digest);
         if self.exists(&mkey).await? {
-            return Ok(out);
+            return Ok((out, false));
         }
         if let Some(root) = &self.local_root {
             // Move the whole directory into place: no copy, and no inode churn, which
@@ -370,8 +371,8 @@ impl ArtifactStore {
             provenance,
             created_at: now_rfc3339(),
         };
-        self.put_json_if_absent(&mkey, &manifest).await?;
-        Ok(out)
+        let created = self.put_json_if_absent(&mkey, &manifest).await?;
+        Ok((out, created))
     }
 
     /// Describes a small artifact given in memory (`(path, bytes)` pairs) whose payload goes
@@ -423,25 +424,25 @@ impl ArtifactStore {
     }
 
     /// Commits an inline artifact: its manifest, put-if-absent (no existence check first:
-    /// put-if-absent answers that in the same step).
-    pub async fn put_manifest(&self, manifest: &ArtifactManifest) -> Result<()> {
+    /// put-if-absent answers that in the same step). True if this call created it.
+    pub async fn put_manifest(&self, manifest: &ArtifactManifest) -> Result<bool> {
         self.put_json_if_absent(&manifest_key(&manifest.digest), manifest)
-            .await?;
-        Ok(())
+            .await
     }
 
     /// Commits an inline artifact and then the cache entry of the node that produced it.
     /// In a local store both are one document (the union of their fields) under two names,
     /// so a node with a small output costs one file: it is linked as the manifest first (the
-    /// commit point) and as the cache entry second.
+    /// commit point) and as the cache entry second. True if this call created the artifact.
     pub async fn commit_with_entry(
         &self,
         manifest: &ArtifactManifest,
         entry: &CacheEntry,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let Some(root) = &self.local_root else {
-            self.put_manifest(manifest).await?;
-            return self.cache_put(entry).await;
+            let created = self.put_manifest(manifest).await?;
+            self.cache_put(entry).await?;
+            return Ok(created);
         };
         let mkey = manifest_key(&manifest.digest);
         let mut doc = serde_json::to_value(manifest)?;
@@ -460,9 +461,10 @@ impl ArtifactStore {
         // An artifact committed before carries another producer's provenance: record the
         // cache entry on its own then.
         if new && u.link(&root.join(&ckey)).unwrap_or(false) {
-            return Ok(());
+            return Ok(true);
         }
-        self.cache_put(entry).await
+        self.cache_put(entry).await?;
+        Ok(new)
     }
 
     async fn put_file(&self, src: &Path, rel: &str) -> Result<()> {

@@ -83,10 +83,13 @@ pub struct Task {
 }
 
 /// The answer to a [`Task`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TaskResult {
     /// Committed outputs by port, on success.
     pub outputs: BTreeMap<String, OutputRef>,
+    /// Ports whose artifact this attempt created (rather than found committed already).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub created: Vec<String>,
     /// The error, on failure.
     pub error: Option<String>,
 }
@@ -124,13 +127,14 @@ pub fn execute(
         let _ = std::fs::remove_dir_all(&p);
     }
     match r {
-        Ok(outputs) => TaskResult {
+        Ok((outputs, created)) => TaskResult {
             outputs,
+            created,
             error: None,
         },
         Err(e) => TaskResult {
-            outputs: BTreeMap::new(),
             error: Some(format!("{e:#}")),
+            ..Default::default()
         },
     }
 }
@@ -141,7 +145,7 @@ fn execute_inner(
     rt: &tokio::runtime::Runtime,
     stores: &mut HashMap<String, ArtifactStore>,
     made: &mut Vec<PathBuf>,
-) -> Result<BTreeMap<String, OutputRef>> {
+) -> Result<(BTreeMap<String, OutputRef>, Vec<String>)> {
     let op = registry
         .get(&task.op)
         .ok_or_else(|| anyhow!("unknown operator `{}`", task.op))?;
@@ -236,6 +240,7 @@ fn execute_inner(
         span_id: task.span_id.clone(),
     };
     let mut committed = BTreeMap::new();
+    let mut created = vec![];
     // The last small output is committed together with the cache entry.
     let mut last_inline = None;
     for (port, kind) in &task.outputs {
@@ -245,14 +250,23 @@ fn execute_inner(
             .unwrap_or(serde_json::Value::Null);
         let out = if ctx.has_dir(port) {
             ctx.spill(port)?;
-            rt.block_on(store.commit_dir(*kind, &ctx.outputs[port], meta, provenance.clone()))
-                .with_context(|| format!("committing output `{port}`"))?
+            let (out, new) = rt
+                .block_on(store.commit_dir(*kind, &ctx.outputs[port], meta, provenance.clone()))
+                .with_context(|| format!("committing output `{port}`"))?;
+            if new {
+                created.push(port.clone());
+            }
+            out
         } else {
             let files = ctx.small.remove(port).unwrap_or_default();
             let (out, manifest) = store.prepare_inline(*kind, &files, meta, provenance.clone());
             if let Some((p, m)) = last_inline.replace((port.clone(), manifest)) {
-                rt.block_on(store.put_manifest(&m))
-                    .with_context(|| format!("committing output `{p}`"))?;
+                if rt
+                    .block_on(store.put_manifest(&m))
+                    .with_context(|| format!("committing output `{p}`"))?
+                {
+                    created.push(p);
+                }
             }
             out
         };
@@ -267,14 +281,18 @@ fn execute_inner(
     match last_inline {
         Some((port, manifest)) => {
             entry.created_at = manifest.created_at.clone();
-            rt.block_on(store.commit_with_entry(&manifest, &entry))
-                .with_context(|| format!("committing output `{port}` and the cache entry"))?;
+            if rt
+                .block_on(store.commit_with_entry(&manifest, &entry))
+                .with_context(|| format!("committing output `{port}` and the cache entry"))?
+            {
+                created.push(port);
+            }
         }
         None => rt
             .block_on(store.cache_put(&entry))
             .context("recording the cache entry")?,
     }
-    Ok(committed)
+    Ok((committed, created))
 }
 
 fn worker_runtime() -> Result<tokio::runtime::Runtime> {
@@ -476,15 +494,15 @@ pub fn serve(registry: &Registry) -> Result<()> {
         let mut result = match logs.start(&task.log) {
             Ok(()) => execute(&task, registry, &rt, &mut stores),
             Err(e) => TaskResult {
-                outputs: BTreeMap::new(),
                 error: Some(format!("{e:#}")),
+                ..Default::default()
             },
         };
         if let Err(e) = logs.end() {
             if result.error.is_none() {
                 result = TaskResult {
-                    outputs: BTreeMap::new(),
                     error: Some(format!("saving the node's log: {e:#}")),
+                    ..Default::default()
                 };
             }
         }
