@@ -334,7 +334,10 @@ fn print_summary(rec: &RunRecord, took: std::time::Duration, dir: &run::RunDir) 
             n.op,
             n.error.as_deref().unwrap_or("")
         );
-        println!("          log: {}", dir.log(&n.node).display());
+        let log = dir.log(&n.node);
+        if log.exists() {
+            println!("          log: {}", log.display());
+        }
     }
     if rec.status != RunStatus::Succeeded {
         println!("  resume with: zest resume {}", rec.run_id);
@@ -536,7 +539,10 @@ fn runs_show(g: &Global, run_id: &str, json: bool) -> i32 {
                 println!("             ! {l}");
             }
             if n.status == zest_engine::run::NodeStatus::Failed {
-                println!("             log: {}", dir.log(&n.node).display());
+                let log = dir.log(&n.node);
+                if log.exists() {
+                    println!("             log: {}", log.display());
+                }
             }
         }
     }

@@ -622,3 +622,157 @@ fn graph_ops_and_schema() {
         "#/$defs/node"
     );
 }
+
+/// The one run directory under `.zest/runs`.
+fn run_dir(p: &Project) -> std::path::PathBuf {
+    let runs = p.path().join(".zest/runs");
+    let mut dirs: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.pop().unwrap()
+}
+
+#[test]
+fn node_logs_hold_what_nodes_print_and_long_nodes_are_followed_live() {
+    let p = Project::new();
+    p.write(
+        "dag.yaml",
+        r#"
+nodes:
+  quiet:
+    op: noop
+  talks:
+    op: noop
+    with: {message: "hello from talks"}
+  slow_talker:
+    op: noop
+    with: {message: "still going", sleep_ms: 2500}
+"#,
+    );
+    let mut child = p
+        .cmd()
+        .args(["run", "dag.yaml", "--quiet"])
+        .spawn()
+        .unwrap();
+    // While the slow node runs, its log is already there under its own name.
+    let t = Instant::now();
+    let mut live = None;
+    while t.elapsed() < Duration::from_secs(2) && live.is_none() {
+        std::thread::sleep(Duration::from_millis(50));
+        if p.path().join(".zest/runs").exists() {
+            let log = run_dir(&p).join("logs/slow_talker.log");
+            if let Ok(text) = std::fs::read_to_string(&log) {
+                if text.contains("still going") {
+                    live = Some(t.elapsed());
+                }
+            }
+        }
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before its log was seen"
+    );
+    assert!(live.is_some(), "no live log for the running node");
+    assert!(child.wait().unwrap().success());
+    let logs = run_dir(&p).join("logs");
+    assert_eq!(
+        std::fs::read_to_string(logs.join("talks.log")).unwrap(),
+        "hello from talks\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(logs.join("slow_talker.log")).unwrap(),
+        "still going\n"
+    );
+    // A node that printed nothing has no log file, and workers leave no spool behind.
+    assert!(!logs.join("quiet.log").exists());
+    let names: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| n.ends_with(".log")), "{names:?}");
+}
+
+#[test]
+fn small_outputs_are_inline_and_still_materialise_for_consumers() {
+    let p = Project::new();
+    p.write(
+        "dag.yaml",
+        r#"
+nodes:
+  small:
+    op: noop
+    with: {tag: inline}
+  read:
+    op: shell
+    in: {x: small.out}
+    with: {run: "cat \"$ZEST_IN_X/noop.json\" > \"$ZEST_OUT/copy.json\""}
+"#,
+    );
+    let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = p.json("run.json");
+    let d = node(&r, "small")["outputs"]["out"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let m = manifest(&p, &d);
+    // The payload travels in the manifest; the same document is the node's cache entry.
+    assert!(m["inline"]["noop.json"].is_string(), "{m}");
+    assert_eq!(m["cache_key"], node(&r, "small")["cache_key"], "{m}");
+    // The consumer saw the real file.
+    let copy = node(&r, "read")["outputs"]["out"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let copied = manifest(&p, &copy);
+    assert_eq!(copied["files"][0]["sha256"], m["files"][0]["sha256"]);
+    let o = p.zest(&["store", "verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Tampering with an inline payload is caught.
+    let path = p.path().join(format!(".zest/manifests/{d}.json"));
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    doc["inline"]["noop.json"] = serde_json::Value::String("dGFtcGVyZWQ=".into());
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let o = p.zest(&["store", "verify", &d]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("does not match"), "{}", text(&o));
+}
+
+#[test]
+fn a_worker_dying_hands_back_the_nodes_queued_on_it() {
+    // One worker (--cpus 1): once shell nodes have proven short, the scheduler queues
+    // nodes behind the running one. The worker is then killed mid-queue; the queued nodes
+    // must run on a new worker, once each, and only the killer fails.
+    // s0..s4 run first; the killer becomes ready after s2, s5..s29 after s4, so they
+    // queue up behind it.
+    let mut dag = String::from("nodes:\n");
+    for i in 0..30 {
+        let input = if i >= 5 { "    in: {x: s4.out}\n" } else { "" };
+        dag.push_str(&format!(
+            "  s{i}:\n    op: shell\n{input}    with: {{run: \"echo {i} > $ZEST_OUT/n\"}}\n"
+        ));
+    }
+    dag.push_str("  killer:\n    op: shell\n    in: {x: s2.out}\n    with: {run: \"kill -KILL $PPID; sleep 10\"}\n");
+    let p = Project::new();
+    p.write("dag.yaml", &dag);
+    let o = p.zest(&["run", "dag.yaml", "--cpus", "1", "--report", "run.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r = p.json("run.json");
+    assert!(
+        node(&r, "killer")["error"]
+            .as_str()
+            .unwrap()
+            .contains("SIGKILL"),
+        "{r}"
+    );
+    for i in 0..30 {
+        let n = node(&r, &format!("s{i}"));
+        assert_eq!(n["status"], "succeeded", "{n}");
+        assert_eq!(n["attempts"], 1, "{n}");
+    }
+}

@@ -25,7 +25,8 @@ struct JsonNode<'a> {
     cache_key: Option<&'a str>,
     error: Option<&'a str>,
     outputs: BTreeMap<&'a str, JsonOutput<'a>>,
-    log: String,
+    /// The node's log, if it printed anything.
+    log: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -82,10 +83,9 @@ pub fn json(rec: &RunRecord, log_dir: &std::path::Path) -> String {
                         )
                     })
                     .collect(),
-                log: log_dir
-                    .join(format!("{}.log", n.node))
-                    .display()
-                    .to_string(),
+                log: Some(log_dir.join(format!("{}.log", n.node)))
+                    .filter(|p| p.exists())
+                    .map(|p| p.display().to_string()),
             })
             .collect(),
     };

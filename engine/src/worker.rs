@@ -469,7 +469,9 @@ pub fn serve(registry: &Registry) -> Result<()> {
         }
     }
     use std::os::fd::FromRawFd;
-    let proto_fd = unsafe { libc::dup(1) };
+    // Close-on-exec: processes that operators start must not hold the scheduler's pipe
+    // open, or the scheduler would not see this worker die until they exit.
+    let proto_fd = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3) };
     if proto_fd < 0 {
         return Err(anyhow!("cannot duplicate file descriptors"));
     }

@@ -17,6 +17,9 @@ pub struct NoopConfig {
     /// computations (distinct cache keys and artifacts), which tests and benchmarks use.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tag: String,
+    /// A line printed to the node's log.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// The `noop` operator.
@@ -41,6 +44,9 @@ impl Operator for Noop {
     }
 
     fn run(config: &NoopConfig, ctx: &mut OpContext) -> anyhow::Result<()> {
+        if !config.message.is_empty() {
+            println!("{}", config.message);
+        }
         if config.sleep_ms > 0 {
             std::thread::sleep(std::time::Duration::from_millis(config.sleep_ms));
         }
