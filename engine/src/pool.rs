@@ -224,17 +224,23 @@ impl Pool {
 
     /// Sends `job` to an idle worker started with `env`, starting one if there is none.
     /// Returns the worker's id.
-    pub fn submit(&mut self, env: &BTreeMap<String, String>, job: Job) -> Result<usize> {
-        if let Some(slot) = self
+    pub fn submit(&mut self, env: &BTreeMap<String, String>, mut job: Job) -> Result<usize> {
+        while let Some(i) = self
             .slots
-            .iter_mut()
-            .find(|s| s.inflight == 0 && &s.env == env)
+            .iter()
+            .position(|s| s.inflight == 0 && &s.env == env)
         {
-            if slot.jobs.send(job).is_ok() {
-                slot.inflight += 1;
-                return Ok(slot.id);
+            match self.slots[i].jobs.send(job) {
+                Ok(()) => {
+                    self.slots[i].inflight += 1;
+                    return Ok(self.slots[i].id);
+                }
+                Err(mpsc::error::SendError(j)) => {
+                    // The worker went away and its report is still on the way.
+                    job = j;
+                    self.slots.swap_remove(i);
+                }
             }
-            unreachable!("a driver lives as long as its slot");
         }
         let proc = WorkerProc::spawn(&self.exe, env)?;
         let (tx, rx) = mpsc::unbounded_channel();
