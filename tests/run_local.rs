@@ -776,3 +776,34 @@ fn a_worker_dying_hands_back_the_nodes_queued_on_it() {
         assert_eq!(n["attempts"], 1, "{n}");
     }
 }
+
+#[test]
+fn node_exec_runs_one_task_with_its_output_in_the_log() {
+    let p = Project::new();
+    let root = p.path().display().to_string();
+    let task = serde_json::json!({
+        "run_id": "r1", "dag": "d", "node": "hello", "op": "noop",
+        "config": {"sleep_ms": 0, "tag": "exec", "message": "printed by the operator"},
+        "cache_key": "k".repeat(64), "attempt": 1, "inputs": {},
+        "outputs": [["out", "files"]],
+        "store": {"url": format!("{root}/store"), "s3": {"endpoint": null},
+                  "download_dir": format!("{root}/downloads")},
+        "scratch": format!("{root}/scratch/hello-1"),
+        "log": format!("{root}/logs/hello.log"),
+        "env": {}, "trace_id": "", "span_id": ""
+    });
+    p.write("task.json", &task.to_string());
+    let o = p.zest(&["node", "exec", "--task", "task.json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // stdout is exactly the answer; what the operator printed is in the node's log.
+    let answer: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON answer");
+    let digest = answer["outputs"]["out"]["digest"].as_str().unwrap();
+    assert!(p
+        .path()
+        .join(format!("store/manifests/{digest}.json"))
+        .exists());
+    assert_eq!(
+        std::fs::read_to_string(p.path().join("logs/hello.log")).unwrap(),
+        "printed by the operator\n"
+    );
+}

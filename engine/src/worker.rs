@@ -357,7 +357,7 @@ impl NodeLogs {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Points stdout and stderr at a fresh spool at `path`.
+    /// Points stdout and stderr at `path` (appended to, created if missing).
     fn open_spool(path: &Path) -> Result<()> {
         use std::os::fd::AsRawFd;
         if let Some(p) = path.parent() {
@@ -525,5 +525,30 @@ pub fn exec_one(registry: &Registry, task_path: &str) -> Result<TaskResult> {
     };
     let task: Task = serde_json::from_str(&text).context("malformed task")?;
     let rt = worker_runtime()?;
-    Ok(execute(&task, registry, &rt, &mut HashMap::new()))
+    // What the operator prints goes to the node's log, not into the answer on stdout.
+    let saved = unsafe {
+        [
+            libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3),
+            libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 3),
+        ]
+    };
+    if saved.iter().any(|fd| *fd < 0) {
+        return Err(anyhow!("cannot duplicate file descriptors"));
+    }
+    let redirected = NodeLogs::open_spool(&task.log);
+    let result = match redirected {
+        Ok(()) => execute(&task, registry, &rt, &mut HashMap::new()),
+        Err(e) => TaskResult {
+            error: Some(format!("{e:#}")),
+            ..Default::default()
+        },
+    };
+    let _ = std::io::stdout().flush();
+    unsafe {
+        libc::dup2(saved[0], 1);
+        libc::dup2(saved[1], 2);
+        libc::close(saved[0]);
+        libc::close(saved[1]);
+    }
+    Ok(result)
 }
