@@ -304,6 +304,22 @@ impl ArtifactStore {
         self.get_json(&manifest_key(digest)).await
     }
 
+    /// The reference to the artifact of type `kind` made of `files`.
+    fn output_ref(
+        &self,
+        kind: PortType,
+        files: &[FileEntry],
+        meta: &serde_json::Value,
+    ) -> OutputRef {
+        let digest = digest::tree_digest(kind.as_str(), files);
+        OutputRef {
+            uri: self.artifact_uri(&digest),
+            digest,
+            kind,
+            meta: meta.clone(),
+        }
+    }
+
     /// Commits the files under `dir` as an artifact of type `kind`: payload first, manifest
     /// last (put-if-absent). Identical content already committed is not written again.
     /// The directory's files are moved (local stores) or uploaded (remote stores). Also
@@ -318,13 +334,8 @@ impl ArtifactStore {
         let scanned = digest::scan_dir(dir)
             .with_context(|| format!("cannot read output directory {}", dir.display()))?;
         let files: Vec<FileEntry> = scanned.iter().map(|(_, f)| f.clone()).collect();
-        let digest = digest::tree_digest(kind.as_str(), &files);
-        let out = OutputRef {
-            digest: digest.clone(),
-            kind,
-            uri: self.artifact_uri(&digest),
-            meta: meta.clone(),
-        };
+        let out = self.output_ref(kind, &files, &meta);
+        let digest = out.digest.clone();
         let mkey = manifest_key(&digest);
         if self.exists(&mkey).await? {
             return Ok((out, false));
@@ -395,15 +406,9 @@ impl ArtifactStore {
                 sha256: digest::sha256_hex(bytes),
             })
             .collect();
-        let digest = digest::tree_digest(kind.as_str(), &entries);
-        let out = OutputRef {
-            digest: digest.clone(),
-            kind,
-            uri: self.artifact_uri(&digest),
-            meta: meta.clone(),
-        };
+        let out = self.output_ref(kind, &entries, &meta);
         let manifest = ArtifactManifest {
-            digest,
+            digest: out.digest.clone(),
             kind,
             size: entries.iter().map(|f| f.size).sum(),
             files: entries,
