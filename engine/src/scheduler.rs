@@ -603,7 +603,10 @@ impl<'a> Runner<'a> {
             match self.pipeline_worker(ix) {
                 Some(w) => {
                     self.runnable.remove(i);
-                    self.enqueue(ix, w)?;
+                    if !self.enqueue(ix, w) {
+                        // The worker is going away; its report will bring the books up to date.
+                        break;
+                    }
                 }
                 None => i += 1,
             }
@@ -775,8 +778,9 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    /// Sends `ix` to worker `w`, to run after the node it is running.
-    fn enqueue(&mut self, ix: NodeIndex, w: usize) -> Result<()> {
+    /// Sends `ix` to worker `w`, to run after the node it is running. False (and `ix` back
+    /// at the head of the runnable queue) if the worker cannot take it.
+    fn enqueue(&mut self, ix: NodeIndex, w: usize) -> bool {
         let (task, _) = self.prepare(ix, &[]);
         let job = Job {
             token: ix.index(),
@@ -786,11 +790,12 @@ impl<'a> Runner<'a> {
         if self.pool.enqueue(w, job, QUEUE_DEPTH) {
             self.st[ix.index()] = St::Queued;
             self.queued_on.entry(w).or_default().push_back(ix);
+            true
         } else {
             self.attempts[ix.index()] -= 1;
             self.runnable.push_front(ix);
+            false
         }
-        Ok(())
     }
 
     /// Handles what a worker's driver reports.
