@@ -110,6 +110,11 @@ pub enum Command {
         #[command(subcommand)]
         action: StoreAction,
     },
+    /// Model directories (Hugging Face layout).
+    Model {
+        #[command(subcommand)]
+        action: ModelAction,
+    },
     /// Node execution, used by executors.
     #[command(hide = true)]
     Node {
@@ -136,6 +141,18 @@ pub enum StoreAction {
     Verify {
         /// Digests to check (default: all).
         digests: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelAction {
+    /// Architecture, parameter count, dtypes and tokenizer of a model directory.
+    Info {
+        /// The directory (config.json, *.safetensors, tokenizer files).
+        dir: std::path::PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
 }
 

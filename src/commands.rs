@@ -1,7 +1,7 @@
 //! The commands behind each verb.
 
 use crate::cli::{
-    Cli, Command, ExecArgs, Global, GraphFormat, NodeAction, RunsAction, StoreAction,
+    Cli, Command, ExecArgs, Global, GraphFormat, ModelAction, NodeAction, RunsAction, StoreAction,
 };
 use crate::machine;
 use std::path::Path;
@@ -129,8 +129,71 @@ pub async fn dispatch(cli: Cli, registry: Registry) -> i32 {
         Command::Store {
             action: StoreAction::Verify { digests },
         } => verify_cmd(&g, digests).await,
+        Command::Model {
+            action: ModelAction::Info { dir, json },
+        } => model_info_cmd(&dir, json),
         Command::Node { .. } => unreachable!("handled in main"),
     }
+}
+
+/// `zest model info DIR`.
+fn model_info_cmd(dir: &std::path::Path, json: bool) -> i32 {
+    let info = match zest_kernels::model_info::model_info(dir) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("zest: {e}");
+            return INVALID;
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&info).unwrap_or_default()
+        );
+        return OK;
+    }
+    let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
+    println!(
+        "architecture: {} ({})",
+        info.architecture.as_deref().unwrap_or("?"),
+        info.model_type.as_deref().unwrap_or("?")
+    );
+    println!(
+        "layers: {}, hidden: {}, heads: {} (key/value: {}), vocabulary: {}",
+        opt(info.layers),
+        opt(info.hidden_size),
+        opt(info.attention_heads),
+        opt(info.kv_heads),
+        opt(info.vocab_size)
+    );
+    if let Some(r) = &info.rope_scaling {
+        println!("rope scaling: {r}");
+    }
+    let dtypes: Vec<String> = info.dtypes.keys().cloned().collect();
+    println!(
+        "parameters: {} ({}) in {} file(s)",
+        info.parameters,
+        if dtypes.is_empty() {
+            "none".to_string()
+        } else {
+            dtypes.join(", ")
+        },
+        info.files.len()
+    );
+    println!(
+        "tokenizer: {}{}",
+        if info.tokenizer {
+            "tokenizer.json"
+        } else {
+            "none"
+        },
+        if info.chat_template {
+            ", chat template"
+        } else {
+            ""
+        }
+    );
+    OK
 }
 
 fn compile_with(file: &Path, params: &[String], registry: &Registry) -> Result<Plan, i32> {
