@@ -209,15 +209,25 @@ pub fn write(
     while (8 + json.len()) % 8 != 0 {
         json.push(b' ');
     }
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).map_err(io(path))?);
-    f.write_all(&(json.len() as u64).to_le_bytes())
-        .and_then(|_| f.write_all(&json))
-        .map_err(io(path))?;
-    for (_, _, _, bytes) in tensors {
-        f.write_all(bytes).map_err(io(path))?;
+    // Written under a temporary name and renamed: a crash never leaves a truncated
+    // checkpoint under the real name.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".partial-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let written = (|| {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        f.write_all(&(json.len() as u64).to_le_bytes())?;
+        f.write_all(&json)?;
+        for (_, _, _, bytes) in tensors {
+            f.write_all(bytes)?;
+        }
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    f.flush().map_err(io(path))?;
-    Ok(())
+    written.map_err(io(path))
 }
 
 /// The safetensors files of a checkpoint directory: the shards named by
@@ -276,6 +286,8 @@ mod tests {
             &meta,
         )
         .unwrap();
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file left behind");
         let h = read_header(&p).unwrap();
         assert_eq!(h.data_start % 8, 0);
         assert_eq!(h.metadata, meta);
