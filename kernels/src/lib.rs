@@ -1,11 +1,21 @@
 //! zest-kernels: compute for zest's operators, with no I/O beyond model files and no engine
-//! types. So far: seedable random numbers ([`rng`]), bandits for online data mixing
-//! ([`bandit`]), MinHash near-duplicate detection ([`minhash`]), and reading and writing
-//! checkpoint files ([`safetensors`], [`model_info`]).
+//! types: seedable random numbers ([`rng`]), bandits for online data mixing ([`bandit`]),
+//! MinHash near-duplicate detection ([`minhash`]), checkpoint files ([`safetensors`],
+//! [`model_info`], [`model_config`]), tokenizers and chat templates ([`text_tokenizer`],
+//! [`chat_template`]), and, with the `torch` feature, Llama/Qwen2 transformers on libtorch with
+//! generation and training kernels ([`llm`]).
 #![warn(missing_docs)]
 
 pub mod bandit;
+pub mod chat_template;
+#[cfg(feature = "torch")]
+pub mod llm;
 pub mod minhash;
+pub mod model_config;
 pub mod model_info;
 pub mod rng;
 pub mod safetensors;
+pub mod text_tokenizer;
+
+#[cfg(feature = "torch")]
+pub use tch;
