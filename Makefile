@@ -2,10 +2,16 @@
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/zest/target
 export ZEST_TOOLS_DIR ?= $(HOME)/.cache/zest-tools
+# libtorch comes from the torch wheel in this venv (tch: LIBTORCH_USE_PYTORCH=1); binaries
+# carry an rpath to it, so running them needs no environment.
+export ZEST_TORCH_VENV ?= $(HOME)/.cache/zest-py/torch-venv
+export VIRTUAL_ENV := $(ZEST_TORCH_VENV)
+export PATH := $(ZEST_TORCH_VENV)/bin:$(PATH)
+export LIBTORCH_USE_PYTORCH := 1
 CARGO ?= cargo
 BIN := target/release/zest
 
-.PHONY: all build deps demo test test-tools lint fmt bench clean
+.PHONY: all build deps torch demo test test-tools lint fmt bench clean
 
 all: build
 
@@ -13,8 +19,12 @@ all: build
 deps:
 	@bash infra/scripts/install-build-deps.sh
 
+## torch: the Python venv with the torch wheel (libtorch), transformers and TRL.
+torch:
+	@bash infra/scripts/install-torch.sh
+
 ## build: target/release/zest
-build: deps
+build: deps torch
 	$(CARGO) build --release --locked --bin zest
 	@mkdir -p target/release
 	@ln -sf "$(CARGO_TARGET_DIR)/release/zest" $(BIN)
@@ -32,7 +42,7 @@ test-tools:
 ## test: set up, then run every test (unit, integration, end-to-end against real services).
 test: build test-tools
 	@for f in dags/*.yaml; do ./$(BIN) validate "$$f" || exit 2; done
-	$(CARGO) test --release --locked --workspace --no-fail-fast --lib --bins --tests
+	$(CARGO) test --release --locked --workspace --no-fail-fast --lib --bins --tests $(if $(shell nvidia-smi -L 2>/dev/null),-- --include-ignored,)
 
 lint:
 	$(CARGO) fmt --all -- --check

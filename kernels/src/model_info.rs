@@ -23,7 +23,8 @@ pub struct ModelInfo {
     pub kv_heads: Option<u64>,
     /// Vocabulary size.
     pub vocab_size: Option<u64>,
-    /// `rope_scaling.rope_type` (or `type`), e.g. `llama3`.
+    /// `rope_parameters.rope_type` (or `rope_scaling.rope_type`/`type`), e.g. `llama3`;
+    /// `default` for plain RoPE.
     pub rope_scaling: Option<String>,
     /// Whether input and output embeddings are tied.
     pub tie_word_embeddings: Option<bool>,
@@ -71,7 +72,12 @@ pub fn model_info(dir: &Path) -> Result<ModelInfo, Error> {
         }
     }
     let tok_config = read_json(&dir.join("tokenizer_config.json"))?.unwrap_or_default();
-    let rope = &config["rope_scaling"];
+    // transformers 5 writes `rope_parameters`; earlier versions `rope_scaling`.
+    let rope = if config["rope_parameters"].is_object() {
+        &config["rope_parameters"]
+    } else {
+        &config["rope_scaling"]
+    };
     Ok(ModelInfo {
         architecture: config["architectures"][0].as_str().map(str::to_string),
         model_type: config["model_type"].as_str().map(str::to_string),
@@ -92,6 +98,7 @@ pub fn model_info(dir: &Path) -> Result<ModelInfo, Error> {
             .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
             .collect(),
         tokenizer: dir.join("tokenizer.json").exists(),
-        chat_template: !tok_config["chat_template"].is_null(),
+        chat_template: !tok_config["chat_template"].is_null()
+            || dir.join("chat_template.jinja").exists(),
     })
 }

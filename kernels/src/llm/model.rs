@@ -275,7 +275,14 @@ impl Transformer {
                 Some(cache) => cache.append(i, k, v),
                 None => (k, v),
             };
-            let (k, v) = (repeat_kv(&k, groups), repeat_kv(&v, groups));
+            // Without a mask the fused kernels take grouped keys and values as they are; with
+            // one they would fall back to the slow path, so the heads are repeated instead.
+            let gqa = mask.is_none() && groups > 1;
+            let (k, v) = if gqa {
+                (k, v)
+            } else {
+                (repeat_kv(&k, groups), repeat_kv(&v, groups))
+            };
             let a = Tensor::scaled_dot_product_attention(
                 &q,
                 &k,
@@ -284,7 +291,7 @@ impl Transformer {
                 0.0,
                 is_causal,
                 None,
-                false,
+                gqa,
             );
             let a = a.transpose(1, 2).reshape([b, s, nh * hd]);
             x = x + linear(&a, &layer.o);
