@@ -25,9 +25,10 @@ torch:
 
 ## build: target/release/zest
 build: deps torch
-	$(CARGO) build --release --locked --bin zest
+	$(CARGO) build --release --locked --bins
 	@mkdir -p target/release
 	@ln -sf "$(CARGO_TARGET_DIR)/release/zest" $(BIN)
+	@ln -sf "$(CARGO_TARGET_DIR)/release/zest-torch" target/release/zest-torch
 	@echo "built $(BIN)"
 
 ## demo: set up, then run the main job on the embedded default data.

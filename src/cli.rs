@@ -154,6 +154,8 @@ pub enum ModelAction {
         #[arg(long)]
         json: bool,
     },
+    /// Generate text from a prompt (greedy unless --temperature > 0).
+    Generate(crate::generate_args::GenerateArgs),
 }
 
 #[derive(Subcommand, Debug)]

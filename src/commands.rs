@@ -132,6 +132,9 @@ pub async fn dispatch(cli: Cli, registry: Registry) -> i32 {
         Command::Model {
             action: ModelAction::Info { dir, json },
         } => model_info_cmd(&dir, json),
+        Command::Model {
+            action: ModelAction::Generate(_),
+        } => crate::torch_exec::exec_zest_torch(),
         Command::Node { .. } => unreachable!("handled in main"),
     }
 }

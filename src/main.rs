@@ -2,7 +2,9 @@
 
 mod cli;
 mod commands;
+mod generate_args;
 mod machine;
+mod torch_exec;
 
 use clap::Parser;
 

@@ -87,7 +87,10 @@ fn train(model: &Transformer, steps: u64) -> (u64, f64) {
 
 fn gen(model: &Transformer, rounds: u64) -> (u64, f64) {
     let prompts: Vec<Vec<i64>> = (0..GEN_BATCH)
-        .map(|_| Vec::<i64>::try_from(Tensor::randint(8192, [PROMPT], (Kind::Int64, Device::Cpu))).unwrap())
+        .map(|_| {
+            Vec::<i64>::try_from(Tensor::randint(8192, [PROMPT], (Kind::Int64, Device::Cpu)))
+                .unwrap()
+        })
         .collect();
     let params = SamplingParams {
         max_new_tokens: NEW_TOKENS,
@@ -99,5 +102,8 @@ fn gen(model: &Transformer, rounds: u64) -> (u64, f64) {
         let out = generate(model, &prompts, &params, 0, None).expect("generate");
         assert!(out.iter().all(|s| s[0].token_ids.len() == NEW_TOKENS));
     }
-    ((GEN_BATCH * NEW_TOKENS) as u64 * rounds, t.elapsed().as_secs_f64())
+    (
+        (GEN_BATCH * NEW_TOKENS) as u64 * rounds,
+        t.elapsed().as_secs_f64(),
+    )
 }

@@ -207,7 +207,10 @@ mod tests {
     fn strftime_matches_known_dates() {
         // 2024-07-26 00:00:00 UTC was a Friday.
         assert_eq!(strftime("%d %b %Y", 1_721_952_000), "26 Jul 2024");
-        assert_eq!(strftime("%A %B %j %H:%M:%S", 1_721_952_000 + 3723), "Friday July 208 01:02:03");
+        assert_eq!(
+            strftime("%A %B %j %H:%M:%S", 1_721_952_000 + 3723),
+            "Friday July 208 01:02:03"
+        );
         assert_eq!(strftime("%Y-%m-%d", 951_782_400), "2000-02-29");
     }
 
@@ -227,8 +230,11 @@ mod tests {
 
     #[test]
     fn raise_exception_fails_the_render() {
-        let err = render("{{ raise_exception('only user and assistant') }}", &ChatInputs::default())
-            .unwrap_err();
+        let err = render(
+            "{{ raise_exception('only user and assistant') }}",
+            &ChatInputs::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("only user and assistant"));
     }
 }

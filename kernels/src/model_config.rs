@@ -149,7 +149,9 @@ impl ModelConfig {
             return Err(format!("head_dim ({head_dim}) must be positive and even"));
         }
         if v["use_sliding_window"].as_bool() == Some(true) {
-            return Err("sliding-window attention (use_sliding_window: true) is not supported".into());
+            return Err(
+                "sliding-window attention (use_sliding_window: true) is not supported".into(),
+            );
         }
         // transformers 5 keeps RoPE settings under `rope_parameters`; earlier versions under
         // `rope_theta` and `rope_scaling`.

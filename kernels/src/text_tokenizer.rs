@@ -248,7 +248,10 @@ mod tests {
         assert_eq!(back.special_id("pad_token"), Some(1));
         for text in corpus.iter().chain(["unseen wörds 123 <|end|>"].iter()) {
             let ids = back.encode(text, true).unwrap();
-            assert!(ids.len() < text.len() || text.starts_with("unseen"), "{text}: {ids:?}");
+            assert!(
+                ids.len() < text.len() || text.starts_with("unseen"),
+                "{text}: {ids:?}"
+            );
             assert_eq!(back.decode(&ids, false).unwrap(), *text);
         }
         let ids = back.encode("fever<|end|>", false).unwrap();

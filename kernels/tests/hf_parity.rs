@@ -76,7 +76,11 @@ fn zest_logits(model: &Transformer, dir: &Path, tag: &str) -> (Tensor, Tensor, s
     let logits = zest_kernels::tch::no_grad(|| {
         model.forward(&ids_t, &pos, &Attention::Padded(&mask_t), None)
     });
-    (logits.to_device(Device::Cpu).to_kind(Kind::Float), mask_t, input)
+    (
+        logits.to_device(Device::Cpu).to_kind(Kind::Float),
+        mask_t,
+        input,
+    )
 }
 
 fn max_masked_diff(a: &Tensor, b: &Tensor, mask: &Tensor) -> f64 {
@@ -91,7 +95,14 @@ fn check_logits(arch: &str, cuda: bool) {
     let out = scratch().join(format!("logits-{arch}.safetensors"));
     run_py(
         "ref_forward.py",
-        &["--model", dir.to_str().unwrap(), "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[
+            "--model",
+            dir.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     let theirs = read_logits(&out);
     assert_eq!(ours.size(), theirs.size());
@@ -136,8 +147,14 @@ fn check_greedy(arch: &str, chat: bool, cuda: bool) {
     let prompts = write_json(&format!("prompts-{arch}.json"), &json!(TEXTS));
     let out = scratch().join(format!("generate-{arch}-{chat}.json"));
     let mut args = vec![
-        "--model", dir.to_str().unwrap(), "--prompts", prompts.to_str().unwrap(),
-        "--out", out.to_str().unwrap(), "--max-new-tokens", "32",
+        "--model",
+        dir.to_str().unwrap(),
+        "--prompts",
+        prompts.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--max-new-tokens",
+        "32",
     ];
     if chat {
         args.push("--chat");
@@ -148,13 +165,15 @@ fn check_greedy(arch: &str, chat: bool, cuda: bool) {
         .iter()
         .map(|t| {
             if chat {
-                tok.encode_chat(&[json!({"role": "user", "content": t})], true).unwrap()
+                tok.encode_chat(&[json!({"role": "user", "content": t})], true)
+                    .unwrap()
             } else {
                 tok.encode(t, true).unwrap()
             }
         })
         .collect();
-    let their_prompts: Vec<Vec<i64>> = serde_json::from_value(reference["prompt_ids"].clone()).unwrap();
+    let their_prompts: Vec<Vec<i64>> =
+        serde_json::from_value(reference["prompt_ids"].clone()).unwrap();
     assert_eq!(encoded, their_prompts, "prompt tokenization differs");
     let params = SamplingParams {
         max_new_tokens: 32,
@@ -165,7 +184,10 @@ fn check_greedy(arch: &str, chat: bool, cuda: bool) {
     let ours = generate::generate(&model, &encoded, &params, pad, None).unwrap();
     let theirs: Vec<Vec<i64>> = serde_json::from_value(reference["generated_ids"].clone()).unwrap();
     for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
-        assert_eq!(&o[0].token_ids, t, "{arch} prompt {i}: generated tokens differ");
+        assert_eq!(
+            &o[0].token_ids, t,
+            "{arch} prompt {i}: generated tokens differ"
+        );
     }
     let texts: Vec<String> = serde_json::from_value(reference["texts"].clone()).unwrap();
     for (o, t) in ours.iter().zip(&texts) {
@@ -211,10 +233,20 @@ fn check_saved(arch: &str, max_shard_bytes: u64) {
     let out = scratch().join(format!("saved-logits-{arch}.safetensors"));
     run_py(
         "ref_forward.py",
-        &["--model", saved.to_str().unwrap(), "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[
+            "--model",
+            saved.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     let d = max_masked_diff(&ours, &read_logits(&out), &mask);
-    assert!(d <= 1e-4, "{arch}: transformers on zest's checkpoint: max |Δlogit| = {d}");
+    assert!(
+        d <= 1e-4,
+        "{arch}: transformers on zest's checkpoint: max |Δlogit| = {d}"
+    );
     // And zest reads its own checkpoint back exactly.
     let back = checkpoint::load(&saved, Device::Cpu, None).unwrap();
     for ((n1, a), (n2, b)) in model.parameters().iter().zip(back.parameters()) {
@@ -259,27 +291,44 @@ fn broken_checkpoints_are_refused_with_the_tensor_named() {
     let broken = scratch().join("broken");
     std::fs::create_dir_all(&broken).unwrap();
     std::fs::copy(dir.join("config.json"), broken.join("config.json")).unwrap();
-    let err = checkpoint::load(&broken, Device::Cpu, None).err().unwrap().to_string();
+    let err = checkpoint::load(&broken, Device::Cpu, None)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("no model.safetensors"), "{err}");
     // A config that disagrees with the weights.
     let mut cfg = read_json(&dir.join("config.json"));
     cfg["intermediate_size"] = json!(128);
     std::fs::write(broken.join("config.json"), cfg.to_string()).unwrap();
-    std::fs::copy(dir.join("model.safetensors"), broken.join("model.safetensors")).unwrap();
-    let err = checkpoint::load(&broken, Device::Cpu, None).err().unwrap().to_string();
-    assert!(err.contains("mlp.gate_proj.weight") && err.contains("[128, 64]"), "{err}");
+    std::fs::copy(
+        dir.join("model.safetensors"),
+        broken.join("model.safetensors"),
+    )
+    .unwrap();
+    let err = checkpoint::load(&broken, Device::Cpu, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("mlp.gate_proj.weight") && err.contains("[128, 64]"),
+        "{err}"
+    );
     // A truncated weights file.
     let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
     std::fs::write(broken.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
     std::fs::copy(dir.join("config.json"), broken.join("config.json")).unwrap();
-    let err = checkpoint::load(&broken, Device::Cpu, None).err().unwrap().to_string();
+    let err = checkpoint::load(&broken, Device::Cpu, None)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("model.safetensors"), "{err}");
 }
 
 fn chat_cases() -> Value {
     let sys = json!({"role": "system", "content": "You are a careful medical assistant."});
     let u1 = json!({"role": "user", "content": "What is hypertension?"});
-    let a1 = json!({"role": "assistant", "content": "High blood pressure.\nIt raises stroke risk."});
+    let a1 =
+        json!({"role": "assistant", "content": "High blood pressure.\nIt raises stroke risk."});
     let u2 = json!({"role": "user", "content": "  How is it treated?  "});
     let mut cases = Vec::new();
     for gen in [false, true] {
@@ -298,7 +347,14 @@ fn check_chat(dir: &Path, tag: &str) {
     let out = scratch().join(format!("chat-out-{tag}.json"));
     run_py(
         "ref_chat.py",
-        &["--model", dir.to_str().unwrap(), "--cases", path.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[
+            "--model",
+            dir.to_str().unwrap(),
+            "--cases",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     let theirs: Vec<String> = serde_json::from_value(read_json(&out)).unwrap();
     for (case, t) in cases.as_array().unwrap().iter().zip(&theirs) {

@@ -27,7 +27,10 @@ const DOCS: [&str; 4] = [
 ];
 
 /// Right-padded ids, mask and labels (the whole document is scored).
-fn batch(tok: &TextTokenizer, docs: &[&str]) -> (Vec<Vec<i64>>, Vec<Vec<i64>>, Vec<Vec<i64>>) {
+/// Rows of token ids.
+type Rows = Vec<Vec<i64>>;
+
+fn batch(tok: &TextTokenizer, docs: &[&str]) -> (Rows, Rows, Rows) {
     let pad = tok.special_id("pad_token").unwrap();
     let enc: Vec<Vec<i64>> = docs.iter().map(|d| tok.encode(d, true).unwrap()).collect();
     let w = enc.iter().map(Vec::len).max().unwrap();
@@ -52,9 +55,20 @@ fn t2(rows: &[Vec<i64>]) -> Tensor {
     Tensor::from_slice(&rows.concat()).view([rows.len() as i64, -1])
 }
 
-fn loss_on(model: &Transformer, ids: &Tensor, mask: &Tensor, labels: &Tensor, n: Option<i64>) -> Tensor {
+fn loss_on(
+    model: &Transformer,
+    ids: &Tensor,
+    mask: &Tensor,
+    labels: &Tensor,
+    n: Option<i64>,
+) -> Tensor {
     let (b, s) = ids.size2().unwrap();
-    let logits = model.forward(ids, &positions_from_start(b, s, model.device()), &Attention::Padded(mask), None);
+    let logits = model.forward(
+        ids,
+        &positions_from_start(b, s, model.device()),
+        &Attention::Padded(mask),
+        None,
+    );
     masked_cross_entropy(&logits, labels, n)
 }
 
@@ -93,10 +107,24 @@ fn check_adamw(arch: &str, decay: Decay, cuda: bool) {
     run_py(
         "ref_train.py",
         &[
-            "--model", dir.to_str().unwrap(), "--batch", input.to_str().unwrap(),
-            "--out", out.to_str().unwrap(), "--steps", "6", "--lr", "3e-3",
-            "--weight-decay", "0.1", "--warmup", "2", "--schedule", sched_name,
-            "--max-grad-norm", "1.0",
+            "--model",
+            dir.to_str().unwrap(),
+            "--batch",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "6",
+            "--lr",
+            "3e-3",
+            "--weight-decay",
+            "0.1",
+            "--warmup",
+            "2",
+            "--schedule",
+            sched_name,
+            "--max-grad-norm",
+            "1.0",
         ],
     );
     let model = checkpoint::load(&dir, device(cuda), Some(Kind::Float)).unwrap();
@@ -119,12 +147,20 @@ fn check_adamw(arch: &str, decay: Decay, cuda: bool) {
     let h = safetensors::read_header(&out).unwrap();
     let f64s = |name: &str| -> Vec<f64> {
         let b = safetensors::read_tensor_bytes(&out, &h, name).unwrap();
-        b.chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+        b.chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     };
     let (losses, norms) = (f64s("losses"), f64s("grad_norms"));
     for (k, ((ol, on), (tl, tn))) in ours.iter().zip(losses.iter().zip(&norms)).enumerate() {
-        assert!((ol - tl).abs() < 1e-5, "{arch} step {k}: loss zest {ol} torch {tl}");
-        assert!((on - tn).abs() < 1e-4 * tn.max(1.0), "{arch} step {k}: grad norm zest {on} torch {tn}");
+        assert!(
+            (ol - tl).abs() < 1e-5,
+            "{arch} step {k}: loss zest {ol} torch {tl}"
+        );
+        assert!(
+            (on - tn).abs() < 1e-4 * tn.max(1.0),
+            "{arch} step {k}: grad norm zest {on} torch {tn}"
+        );
     }
     assert!(losses[5] < losses[0], "training lowers the loss");
     let mut worst = 0f64;
@@ -137,11 +173,17 @@ fn check_adamw(arch: &str, decay: Decay, cuda: bool) {
         }
         let b = safetensors::read_tensor_bytes(&out, &h, name).unwrap();
         let theirs = Tensor::from_data_size(&b, &p.size(), Kind::Float);
-        let d = (p.to_device(Device::Cpu) - theirs).abs().max().double_value(&[]);
+        let d = (p.to_device(Device::Cpu) - theirs)
+            .abs()
+            .max()
+            .double_value(&[]);
         worst = worst.max(d);
     }
     eprintln!("{arch} {sched_name}: max |Δparam| after 6 AdamW steps = {worst:e}");
-    assert!(worst < 1e-5, "{arch}: parameters drift from PyTorch's AdamW by {worst}");
+    assert!(
+        worst < 1e-5,
+        "{arch}: parameters drift from PyTorch's AdamW by {worst}"
+    );
 }
 
 #[test]
@@ -168,7 +210,11 @@ fn gradient_accumulation_equals_the_full_batch() {
     model.set_trainable(true);
     let (ids, mask, labels) = batch(&tok, &DOCS);
     let full_grads = |model: &Transformer| -> Vec<Tensor> {
-        model.parameters().iter().map(|(_, p)| p.grad().copy()).collect()
+        model
+            .parameters()
+            .iter()
+            .map(|(_, p)| p.grad().copy())
+            .collect()
     };
     let mut opt = AdamW::new(model.parameters(), AdamWConfig::default());
     opt.zero_grad();
@@ -254,9 +300,16 @@ fn packed_sequences_score_as_if_alone() {
             let ids = Tensor::from_slice(ids).view([1, -1]);
             let labels = Tensor::from_slice(labels).view([1, -1]);
             let s = ids.size()[1];
-            let logits = model.forward(&ids, &positions_from_start(1, s, Device::Cpu), &Attention::Causal, None);
+            let logits = model.forward(
+                &ids,
+                &positions_from_start(1, s, Device::Cpu),
+                &Attention::Causal,
+                None,
+            );
             let (lp, m) = token_logps(&logits, &labels);
-            (lp * m.to_kind(Kind::Float)).sum(Kind::Double).double_value(&[])
+            (lp * m.to_kind(Kind::Float))
+                .sum(Kind::Double)
+                .double_value(&[])
         })
         .sum();
     let ids = t2(&rows.iter().map(|r| r.input_ids.clone()).collect::<Vec<_>>());
@@ -265,12 +318,19 @@ fn packed_sequences_score_as_if_alone() {
     let seg = t2(&rows.iter().map(|r| r.segments.clone()).collect::<Vec<_>>());
     let logits = model.forward(&ids, &pos, &Attention::Packed(&seg), None);
     let (lp, m) = token_logps(&logits, &labels);
-    let packed = (lp * m.to_kind(Kind::Float)).sum(Kind::Double).double_value(&[]);
-    assert!((alone - packed).abs() < 1e-3, "alone {alone} packed {packed}");
+    let packed = (lp * m.to_kind(Kind::Float))
+        .sum(Kind::Double)
+        .double_value(&[]);
+    assert!(
+        (alone - packed).abs() < 1e-3,
+        "alone {alone} packed {packed}"
+    );
     // Without the segment mask, attention leaks across sequences and the scores change.
     let leaky = model.forward(&ids, &pos, &Attention::Causal, None);
     let (lp, m) = token_logps(&leaky, &labels);
-    let leaked = (lp * m.to_kind(Kind::Float)).sum(Kind::Double).double_value(&[]);
+    let leaked = (lp * m.to_kind(Kind::Float))
+        .sum(Kind::Double)
+        .double_value(&[]);
     assert!((alone - leaked).abs() > 1e-2);
 }
 
@@ -279,7 +339,10 @@ fn sampling_is_seeded_and_respects_top_k_n_and_stop_strings() {
     let dir = tiny("llama");
     let tok = TextTokenizer::from_dir(&dir).unwrap();
     let model = checkpoint::load(&dir, Device::Cpu, Some(Kind::Float)).unwrap();
-    let prompts: Vec<Vec<i64>> = DOCS[..2].iter().map(|d| tok.encode(d, true).unwrap()).collect();
+    let prompts: Vec<Vec<i64>> = DOCS[..2]
+        .iter()
+        .map(|d| tok.encode(d, true).unwrap())
+        .collect();
     let sampled = |seed: u64, top_k: usize| {
         let p = SamplingParams {
             max_new_tokens: 12,
@@ -294,7 +357,9 @@ fn sampling_is_seeded_and_respects_top_k_n_and_stop_strings() {
     };
     let a = sampled(7, 0);
     assert_eq!(a.len(), 2);
-    assert!(a.iter().all(|s| s.len() == 3 && s.iter().all(|x| x.token_ids.len() == 12)));
+    assert!(a
+        .iter()
+        .all(|s| s.len() == 3 && s.iter().all(|x| x.token_ids.len() == 12)));
     assert_eq!(a, sampled(7, 0), "same seed, same samples");
     assert_ne!(a, sampled(8, 0), "another seed, other samples");
     assert!(a[0][0] != a[0][1] || a[0][1] != a[0][2], "n samples differ");
@@ -329,7 +394,9 @@ fn sampling_is_seeded_and_respects_top_k_n_and_stop_strings() {
 
 #[test]
 fn top_p_keeps_the_smallest_set_reaching_p() {
-    let logits = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0]).log_softmax(-1, Kind::Float).view([1, 4]);
+    let logits = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0])
+        .log_softmax(-1, Kind::Float)
+        .view([1, 4]);
     // probabilities ≈ [0.032, 0.087, 0.237, 0.644]
     let p = SamplingParams {
         temperature: 1.0,

@@ -108,7 +108,14 @@ fn check_trl(arch: &str, cuda: bool) {
     let out = scratch().join(format!("trl-out-{arch}.json"));
     run_py(
         "ref_trl.py",
-        &["--model", dir.to_str().unwrap(), "--batch", input.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[
+            "--model",
+            dir.to_str().unwrap(),
+            "--batch",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
     let reference = read_json(&out);
 
@@ -131,9 +138,10 @@ fn check_trl(arch: &str, cuda: bool) {
             cpo_alpha: alpha,
             label_smoothing: 0.0,
         };
-        let (loss_t, metrics) =
-            zest_kernels::tch::no_grad(|| preference_batch(&model, &config, &ids, &mask, &labels, None))
-                .unwrap();
+        let (loss_t, metrics) = zest_kernels::tch::no_grad(|| {
+            preference_batch(&model, &config, &ids, &mask, &labels, None)
+        })
+        .unwrap();
         let theirs = &reference[name];
         let mut ours = metrics.clone();
         ours.insert("loss".into(), loss_t.double_value(&[]));
@@ -155,7 +163,12 @@ fn check_trl(arch: &str, cuda: bool) {
     let sft_labels = tensor2(&chosen.labels);
     let (b, s) = sft_ids.size2().unwrap();
     let logits = zest_kernels::tch::no_grad(|| {
-        model.forward(&sft_ids, &positions_from_start(b, s, dev), &Attention::Padded(&tensor2(&chosen.mask)), None)
+        model.forward(
+            &sft_ids,
+            &positions_from_start(b, s, dev),
+            &Attention::Padded(&tensor2(&chosen.mask)),
+            None,
+        )
     });
     let ours = masked_cross_entropy(&logits, &sft_labels, None).double_value(&[]);
     let theirs = reference["sft"]["sft_loss"].as_f64().unwrap();
@@ -207,7 +220,7 @@ fn dpo_loss_follows_trl_definition() {
     )
     .unwrap();
     let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
-    let want = (-(sig(0.5 * 2.0)).ln() - (sig(0.5 * -1.0)).ln()) / 2.0;
+    let want = (-(sig(0.5 * 2.0)).ln() - (sig(-0.5)).ln()) / 2.0;
     assert!((l.double_value(&[]) - want).abs() < 1e-6);
     assert!((m["rewards/chosen"] - (0.5 * 1.0 + 0.5 * 0.0) / 2.0).abs() < 1e-6);
     assert!((m["rewards/margins"] - (0.5 * (1.0 - -1.0) + 0.5 * (0.0 - 1.0)) / 2.0).abs() < 1e-6);

@@ -104,6 +104,9 @@ impl Default for SaveOptions {
     }
 }
 
+/// A tensor ready to write: name, shape, little-endian bytes.
+type Stored = (String, Vec<usize>, Vec<u8>);
+
 fn tensor_bytes(t: &Tensor, kind: Kind) -> Vec<u8> {
     let t = t.detach().to_device(Device::Cpu).to_kind(kind).contiguous();
     let n = t.numel();
@@ -118,7 +121,7 @@ fn tensor_bytes(t: &Tensor, kind: Kind) -> Vec<u8> {
 pub fn save(model: &Transformer, dir: &Path, opts: &SaveOptions) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| other(format!("{}: {e}", dir.display())))?;
     let dtype = dtype_of(opts.kind)?;
-    let mut shards: Vec<Vec<(String, Vec<usize>, Vec<u8>)>> = vec![Vec::new()];
+    let mut shards: Vec<Vec<Stored>> = vec![Vec::new()];
     let mut shard_bytes = 0u64;
     let mut total = 0u64;
     for (name, t) in model.parameters() {
@@ -131,7 +134,10 @@ pub fn save(model: &Transformer, dir: &Path, opts: &SaveOptions) -> Result<()> {
         shard_bytes += n;
         total += n;
         let shape = t.size().iter().map(|&d| d as usize).collect();
-        shards.last_mut().expect("one shard").push((name.clone(), shape, bytes));
+        shards
+            .last_mut()
+            .expect("one shard")
+            .push((name.clone(), shape, bytes));
     }
     let mut config = model.config.clone();
     config.dtype = kind_name(opts.kind).to_string();
@@ -167,7 +173,8 @@ pub fn save(model: &Transformer, dir: &Path, opts: &SaveOptions) -> Result<()> {
             _ => {}
         }
     } else {
-        let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
+        let index =
+            serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
         let text = serde_json::to_string_pretty(&index).expect("JSON");
         write_atomic(&index_path, text.as_bytes())?;
     }

@@ -107,8 +107,12 @@ pub fn generate(
         mask.extend(std::iter::repeat_n(0i64, pad).chain(std::iter::repeat_n(1, p.len())));
     }
     let r = rows.len() as i64;
-    let ids = Tensor::from_slice(&ids).view([r, width as i64]).to_device(device);
-    let mut mask = Tensor::from_slice(&mask).view([r, width as i64]).to_device(device);
+    let ids = Tensor::from_slice(&ids)
+        .view([r, width as i64])
+        .to_device(device);
+    let mut mask = Tensor::from_slice(&mask)
+        .view([r, width as i64])
+        .to_device(device);
     let padded = rows.iter().any(|p| p.len() != width);
     let positions = positions_from_mask(&mask);
     let mut next_pos = positions.narrow(1, width as i64 - 1, 1) + 1;
@@ -118,8 +122,12 @@ pub fn generate(
     } else {
         Attention::Causal
     };
-    let logits = model.forward(&ids, &positions, &attention, Some(&mut cache));
-    let mut last = logits.select(1, width as i64 - 1).to_kind(Kind::Float);
+    // Only the last position's logits are needed: project just that row (a full
+    // [rows, prompt, vocab] projection would cost gigabytes for long prompts and big vocabularies).
+    let hidden = model.hidden_states(&ids, &positions, &attention, Some(&mut cache));
+    let mut last = model
+        .logits(&hidden.select(1, width as i64 - 1))
+        .to_kind(Kind::Float);
 
     let mut rng = Rng::new(params.seed);
     let mut out: Vec<Vec<i64>> = vec![Vec::new(); rows.len()];
@@ -128,8 +136,8 @@ pub fn generate(
     let mut active: Vec<usize> = (0..rows.len()).collect();
     while !active.is_empty() {
         let next = pick(&last, params, &mut rng);
-        let next_vec: Vec<i64> = Vec::<i64>::try_from(&next.to_device(Device::Cpu))
-            .map_err(|e| other(e.to_string()))?;
+        let next_vec: Vec<i64> =
+            Vec::<i64>::try_from(&next.to_device(Device::Cpu)).map_err(|e| other(e.to_string()))?;
         let mut keep = Vec::with_capacity(active.len());
         for (b, &row) in active.iter().enumerate() {
             let tok = next_vec[b];
@@ -172,13 +180,10 @@ pub fn generate(
         last = logits.select(1, 0).to_kind(Kind::Float);
         next_pos += 1;
     }
-    let mut samples = out
-        .into_iter()
-        .zip(finish)
-        .map(|(token_ids, f)| Sample {
-            token_ids,
-            finish: f.unwrap_or(Finish::Length),
-        });
+    let mut samples = out.into_iter().zip(finish).map(|(token_ids, f)| Sample {
+        token_ids,
+        finish: f.unwrap_or(Finish::Length),
+    });
     Ok(prompts
         .iter()
         .map(|_| samples.by_ref().take(params.n).collect())
@@ -199,7 +204,9 @@ pub fn pick(logits: &Tensor, params: &SamplingParams, rng: &mut Rng) -> Tensor {
     let rows = probs.size()[0];
     // Inverse transform sampling with the seeded generator: the same draws on every device.
     let u: Vec<f32> = (0..rows).map(|_| rng.uniform() as f32).collect();
-    let u = Tensor::from_slice(&u).to_device(probs.device()).view([rows, 1]);
+    let u = Tensor::from_slice(&u)
+        .to_device(probs.device())
+        .view([rows, 1]);
     let cdf = probs.cumsum(-1, Kind::Float);
     let total = cdf.narrow(1, cdf.size()[1] - 1, 1);
     let idx = (u * total).searchsorted(&cdf, false, true, "right", None::<Tensor>);

@@ -137,11 +137,13 @@ pub fn preference_loss(
     let mut metrics = Metrics::new();
     let nll = match (config.cpo_alpha, inputs.nll) {
         (a, Some(nll)) if a != 0.0 => {
-            loss = loss + nll * a;
+            loss = &loss + nll * a;
             scalar(nll)
         }
         (a, None) if a != 0.0 => {
-            return Err(super::other("cpo_alpha > 0 needs the chosen responses' NLL"))
+            return Err(super::other(
+                "cpo_alpha > 0 needs the chosen responses' NLL",
+            ))
         }
         _ => 0.0,
     };
@@ -185,7 +187,11 @@ pub fn preference_batch(
     let all = sequence_logps(&logits, &labels, config.averages_logps());
     let (pc, pr) = (all.narrow(0, 0, pairs), all.narrow(0, pairs, pairs));
     let nll = (config.cpo_alpha != 0.0).then(|| {
-        masked_cross_entropy(&logits.narrow(0, 0, pairs), &labels.narrow(0, 0, pairs), None)
+        masked_cross_entropy(
+            &logits.narrow(0, 0, pairs),
+            &labels.narrow(0, 0, pairs),
+            None,
+        )
     });
     let (loss, mut metrics) = preference_loss(
         config,

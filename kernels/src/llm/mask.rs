@@ -30,7 +30,10 @@ pub fn build(attn: &Attention, q: i64, past: i64, device: Device) -> Option<Tens
         Attention::Causal => Some(causal().0.view([1, 1, q, k])),
         Attention::Padded(mask) => {
             let (allowed, diagonal) = causal();
-            let valid = mask.to_device(device).to_kind(Kind::Bool).view([-1, 1, 1, k]);
+            let valid = mask
+                .to_device(device)
+                .to_kind(Kind::Bool)
+                .view([-1, 1, 1, k]);
             let allowed = allowed.view([1, 1, q, k]).logical_and(&valid);
             // A padding query before any real token sees no key at all, and softmax over
             // nothing is NaN: let such a query see itself. Its output is never used.
@@ -41,14 +44,19 @@ pub fn build(attn: &Attention, q: i64, past: i64, device: Device) -> Option<Tens
             let (allowed, diagonal) = causal();
             let s = segments.to_device(device);
             let same = s.unsqueeze(2).eq_tensor(&s.unsqueeze(1)).unsqueeze(1);
-            Some(same.logical_and(&allowed.view([1, 1, q, k])).logical_or(&diagonal.view([1, 1, q, k])))
+            Some(
+                same.logical_and(&allowed.view([1, 1, q, k]))
+                    .logical_or(&diagonal.view([1, 1, q, k])),
+            )
         }
     }
 }
 
 /// Position ids `0..seq` for every row, as transformers uses when given none.
 pub fn positions_from_start(batch: i64, seq: i64, device: Device) -> Tensor {
-    Tensor::arange(seq, (Kind::Int64, device)).unsqueeze(0).expand([batch, seq], true)
+    Tensor::arange(seq, (Kind::Int64, device))
+        .unsqueeze(0)
+        .expand([batch, seq], true)
 }
 
 /// Position ids for a padded batch, as transformers' `generate` makes them: the count of real

@@ -188,7 +188,6 @@ impl Transformer {
         } else {
             take("lm_head.weight".into(), &[c.vocab_size, h])?
         };
-        drop(take);
         if let Some(extra) = by_name.keys().find(|n| !n.ends_with("rotary_emb.inv_freq")) {
             return Err(super::other(format!(
                 "checkpoint has tensor `{extra}`, which a {:?} model does not use",
@@ -294,10 +293,11 @@ impl Transformer {
                 gqa,
             );
             let a = a.transpose(1, 2).reshape([b, s, nh * hd]);
-            x = x + linear(&a, &layer.o);
+            // Not `+=`: an in-place add would overwrite a tensor autograd saved for backward.
+            x = &x + linear(&a, &layer.o);
             let h = rms_norm(&x, &layer.post_norm, c.rms_norm_eps);
             let m = linear(&h, &layer.gate).silu() * linear(&h, &layer.up);
-            x = x + linear(&m, &layer.down);
+            x = &x + linear(&m, &layer.down);
         }
         rms_norm(&x, &self.norm, c.rms_norm_eps)
     }
@@ -314,7 +314,10 @@ pub fn parameter_shapes(config: &ModelConfig) -> Vec<(String, Vec<i64>)> {
     let (h, hd, inter) = (c.hidden_size, c.head_dim, c.intermediate_size);
     let q_out = c.num_attention_heads * hd;
     let kv_out = c.num_key_value_heads * hd;
-    let mut out = vec![("model.embed_tokens.weight".to_string(), vec![c.vocab_size, h])];
+    let mut out = vec![(
+        "model.embed_tokens.weight".to_string(),
+        vec![c.vocab_size, h],
+    )];
     for i in 0..c.num_hidden_layers {
         let p = format!("model.layers.{i}");
         let mut proj = |name: &str, o: i64, inp: i64, bias: bool| {

@@ -114,7 +114,7 @@ impl AdamW {
             let _ = p32.addcdiv_(&(&s.exp_avg * (-lr / bc1)), &denom);
             // For float32 parameters `p32` is the parameter itself and was updated in place.
             if s.param.kind() != Kind::Float {
-                let _ = s.param.copy_(&p32);
+                s.param.copy_(&p32);
             }
         }
     }
@@ -157,7 +157,10 @@ impl AdamW {
             .ok_or_else(|| other(format!("{}: no optimizer step count", path.display())))?;
         let _guard = tch::no_grad_guard();
         for s in &mut self.slots {
-            for (prefix, t) in [("exp_avg", &mut s.exp_avg), ("exp_avg_sq", &mut s.exp_avg_sq)] {
+            for (prefix, t) in [
+                ("exp_avg", &mut s.exp_avg),
+                ("exp_avg_sq", &mut s.exp_avg_sq),
+            ] {
                 let name = format!("{prefix}.{}", s.name);
                 let bytes = safetensors::read_tensor_bytes(path, &header, &name)?;
                 let saved = Tensor::f_from_data_size(&bytes, &t.size(), Kind::Float)?;

@@ -75,7 +75,12 @@ mod tests {
 
     #[test]
     fn packs_best_fit_with_restarting_positions() {
-        let seq = |n: i64| ((0..n).map(|t| 100 + t).collect(), (0..n).map(|t| 100 + t).collect());
+        let seq = |n: i64| {
+            (
+                (0..n).map(|t| 100 + t).collect(),
+                (0..n).map(|t| 100 + t).collect(),
+            )
+        };
         let rows = pack(&[seq(5), seq(3), seq(2), seq(6)], 8, 0);
         assert_eq!(rows.len(), 2);
         // 6 + 2 in one row, 5 + 3 in the other.
@@ -90,7 +95,11 @@ mod tests {
 
     #[test]
     fn pads_and_truncates() {
-        let rows = pack(&[(vec![1; 10], vec![1; 10]), (vec![2; 3], vec![IGNORE, 2, 2])], 4, 9);
+        let rows = pack(
+            &[(vec![1; 10], vec![1; 10]), (vec![2; 3], vec![IGNORE, 2, 2])],
+            4,
+            9,
+        );
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].input_ids, vec![1; 4]);
         assert_eq!(rows[1].input_ids, vec![2, 2, 2, 9]);

@@ -11,7 +11,9 @@ pub fn inv_freq(config: &ModelConfig) -> Tensor {
     let exponents = Tensor::arange_start_step(0, d, 2, (Kind::Int64, Device::Cpu))
         .to_kind(Kind::Float)
         / d as f64;
-    let base = Tensor::from(config.rope_theta as f32).pow(&exponents).reciprocal();
+    let base = Tensor::from(config.rope_theta as f32)
+        .pow(&exponents)
+        .reciprocal();
     match &config.rope_scaling {
         RopeScaling::Default => base,
         RopeScaling::Llama3 {
@@ -28,7 +30,9 @@ pub fn inv_freq(config: &ModelConfig) -> Tensor {
             let smooth = (wavelen.reciprocal() * old - *low_freq_factor)
                 / (high_freq_factor - low_freq_factor);
             let smoothed = (smooth.ones_like() - &smooth) * &scaled / *factor + &smooth * &scaled;
-            let medium = wavelen.ge(high_wavelen).logical_and(&wavelen.le(low_wavelen));
+            let medium = wavelen
+                .ge(high_wavelen)
+                .logical_and(&wavelen.le(low_wavelen));
             smoothed.where_self(&medium, &scaled)
         }
     }

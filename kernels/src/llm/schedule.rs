@@ -30,7 +30,11 @@ pub struct Schedule {
 impl Schedule {
     /// The learning rate of optimizer step `step` (0-based: the first update uses step 0).
     pub fn lr_at(&self, step: u64) -> f64 {
-        let (s, w, t) = (step as f64, self.warmup_steps as f64, self.total_steps as f64);
+        let (s, w, t) = (
+            step as f64,
+            self.warmup_steps as f64,
+            self.total_steps as f64,
+        );
         if step < self.warmup_steps {
             return self.lr * s / w.max(1.0);
         }

@@ -26,7 +26,9 @@ pub fn python() -> PathBuf {
 
 /// Runs `tests/py/<script>` with `args`; panics with its stderr when it fails.
 pub fn run_py(script: &str, args: &[&str]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(script);
     let out = Command::new(python())
         .arg(&path)
         .args(args)
@@ -44,7 +46,8 @@ pub fn run_py(script: &str, args: &[&str]) {
 /// A scratch directory that lives as long as the test binary.
 pub fn scratch() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("tempdir")).path()
+    DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"))
+        .path()
 }
 
 /// The tiny model of `arch` (`llama` or `qwen2`) saved by transformers, made on first use.
