@@ -154,8 +154,15 @@ pub enum ModelAction {
         #[arg(long)]
         json: bool,
     },
-    /// Generate text from a prompt (greedy unless --temperature > 0).
-    Generate(crate::generate_args::GenerateArgs),
+    /// Generate text from a prompt (greedy unless --temperature > 0); run by zest-torch, see
+    /// `zest model generate --help`.
+    #[command(disable_help_flag = true)]
+    Generate {
+        /// --model DIR --prompt TEXT [--chat] [--max-new-tokens N] [--temperature T] [--top-p P]
+        /// [--seed S] [--json] ...
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -2,7 +2,6 @@
 
 mod cli;
 mod commands;
-mod generate_args;
 mod machine;
 mod torch_exec;
 

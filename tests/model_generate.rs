@@ -1,7 +1,6 @@
 //! `zest model generate` end to end: greedy output identical, token for token, to transformers'
 //! `generate` on tiny random Llama and Qwen2 models saved by transformers; sampling flags; clear
 //! errors.
-#![cfg(feature = "torch")]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -23,7 +22,7 @@ fn python() -> PathBuf {
 
 fn py(script: &str, args: &[&str]) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("kernels/tests/py")
+        .join("kernels/torch/tests/py")
         .join(script);
     let out = Command::new(python())
         .arg(path)

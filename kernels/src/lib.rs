@@ -2,20 +2,15 @@
 //! types: seedable random numbers ([`rng`]), bandits for online data mixing ([`bandit`]),
 //! MinHash near-duplicate detection ([`minhash`]), checkpoint files ([`safetensors`],
 //! [`model_info`], [`model_config`]), tokenizers and chat templates ([`text_tokenizer`],
-//! [`chat_template`]), and, with the `torch` feature, Llama/Qwen2 transformers on libtorch with
-//! generation and training kernels ([`llm`]).
+//! [`chat_template`]). The libtorch half (transformers, generation, training) is the
+//! `zest-kernels-torch` crate in `kernels/torch/`, so that nothing else links libtorch.
 #![warn(missing_docs)]
 
 pub mod bandit;
 pub mod chat_template;
-#[cfg(feature = "torch")]
-pub mod llm;
 pub mod minhash;
 pub mod model_config;
 pub mod model_info;
 pub mod rng;
 pub mod safetensors;
 pub mod text_tokenizer;
-
-#[cfg(feature = "torch")]
-pub use tch;

@@ -2,18 +2,18 @@
 //! `bench/model.sh`, which runs `bench/model_pytorch.py` (PyTorch + transformers) beside it.
 //!
 //! ```text
-//! cargo run --release --features torch --example model_bench -- train|generate THREADS [STEPS]
+//! cargo run --release -p zest-kernels-torch --example model_bench -- train|generate THREADS [STEPS]
 //! ```
 //! Prints one JSON line: `{"impl": "zest", "mode", "threads", "tokens", "seconds", "tokens_per_s"}`.
 
 use std::time::Instant;
-use zest_kernels::llm::generate::{generate, SamplingParams};
-use zest_kernels::llm::loss::masked_cross_entropy;
-use zest_kernels::llm::mask::{positions_from_start, Attention};
-use zest_kernels::llm::optim::{clip_grad_norm, AdamW, AdamWConfig};
-use zest_kernels::llm::Transformer;
 use zest_kernels::model_config::ModelConfig;
-use zest_kernels::tch::{self, Device, Kind, Tensor};
+use zest_kernels_torch::generate::{generate, SamplingParams};
+use zest_kernels_torch::loss::masked_cross_entropy;
+use zest_kernels_torch::mask::{positions_from_start, Attention};
+use zest_kernels_torch::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use zest_kernels_torch::tch::{self, Device, Kind, Tensor};
+use zest_kernels_torch::Transformer;
 
 /// The benchmark model: the same hyper-parameters as `bench/model_pytorch.py`.
 fn config() -> ModelConfig {

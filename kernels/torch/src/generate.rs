@@ -2,11 +2,11 @@
 //! may be sampled `n` times, and rows leave the batch as they finish (end-of-sequence token,
 //! stop string or length), so rejection sampling pays only for the rows still running.
 
-use super::mask::{positions_from_mask, Attention};
-use super::model::{KvCache, Transformer};
-use super::{other, Result};
-use crate::rng::Rng;
+use crate::mask::{positions_from_mask, Attention};
+use crate::model::{KvCache, Transformer};
+use crate::{other, Result};
 use tch::{Device, Kind, Tensor};
+use zest_kernels::rng::Rng;
 
 /// How to pick tokens and when to stop.
 #[derive(Debug, Clone)]
@@ -240,8 +240,8 @@ pub fn sampling_probs(logits: &Tensor, params: &SamplingParams) -> Tensor {
 /// `eos_token`.
 pub fn eos_ids(
     dir: &std::path::Path,
-    config: &crate::model_config::ModelConfig,
-    tokenizer: &crate::text_tokenizer::TextTokenizer,
+    config: &zest_kernels::model_config::ModelConfig,
+    tokenizer: &zest_kernels::text_tokenizer::TextTokenizer,
 ) -> Result<Vec<i64>> {
     let mut ids = config.eos_token_ids.clone();
     let path = dir.join("generation_config.json");

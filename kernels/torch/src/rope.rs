@@ -1,8 +1,8 @@
 //! Rotary position embeddings, with Llama 3.1's frequency scaling. Angles are computed in
 //! float32 whatever the model's element type, as transformers does.
 
-use crate::model_config::{ModelConfig, RopeScaling};
 use tch::{Device, Kind, Tensor};
+use zest_kernels::model_config::{ModelConfig, RopeScaling};
 
 /// Inverse frequencies, one per pair of head dimensions, as a float32 tensor on the CPU.
 /// Computed with the same tensor operations as transformers so the values agree bit for bit.

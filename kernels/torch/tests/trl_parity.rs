@@ -1,19 +1,18 @@
 //! Parity with TRL: SimPO, CPO and SimPO+CPO losses and every metric of TRL's CPOTrainer on
 //! one batch of preference pairs, and the SFT completion-only loss of TRL's SFTTrainer, on the
 //! tiny transformers-saved models.
-#![cfg(feature = "torch")]
 
 mod common;
 
 use common::*;
 use serde_json::json;
-use zest_kernels::llm::checkpoint;
-use zest_kernels::llm::loss::{
+use zest_kernels::text_tokenizer::TextTokenizer;
+use zest_kernels_torch::checkpoint;
+use zest_kernels_torch::loss::{
     self, masked_cross_entropy, preference_batch, PreferenceConfig, PreferenceKind, IGNORE,
 };
-use zest_kernels::llm::mask::{positions_from_start, Attention};
-use zest_kernels::tch::{Kind, Tensor};
-use zest_kernels::text_tokenizer::TextTokenizer;
+use zest_kernels_torch::mask::{positions_from_start, Attention};
+use zest_kernels_torch::tch::{Kind, Tensor};
 
 const PAIRS: [(&str, &str, &str); 3] = [
     (
@@ -138,7 +137,7 @@ fn check_trl(arch: &str, cuda: bool) {
             cpo_alpha: alpha,
             label_smoothing: 0.0,
         };
-        let (loss_t, metrics) = zest_kernels::tch::no_grad(|| {
+        let (loss_t, metrics) = zest_kernels_torch::tch::no_grad(|| {
             preference_batch(&model, &config, &ids, &mask, &labels, None)
         })
         .unwrap();
@@ -162,7 +161,7 @@ fn check_trl(arch: &str, cuda: bool) {
     let sft_ids = tensor2(&chosen.ids);
     let sft_labels = tensor2(&chosen.labels);
     let (b, s) = sft_ids.size2().unwrap();
-    let logits = zest_kernels::tch::no_grad(|| {
+    let logits = zest_kernels_torch::tch::no_grad(|| {
         model.forward(
             &sft_ids,
             &positions_from_start(b, s, dev),

@@ -1,6 +1,6 @@
 //! `zest model generate`: load a Hugging Face model directory and generate from one prompt.
 
-use crate::generate_args::GenerateArgs;
+use crate::args::GenerateArgs;
 
 const OK: i32 = 0;
 const FAILED: i32 = 1;
@@ -18,8 +18,8 @@ pub fn run(args: &GenerateArgs) -> i32 {
 
 fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     use anyhow::Context;
-    use zest_kernels::llm::{checkpoint, device, generate};
     use zest_kernels::text_tokenizer::TextTokenizer;
+    use zest_kernels_torch::{checkpoint, device, generate};
 
     let dev = device::parse_device(&args.device)?;
     let kind = args.dtype.as_deref().map(device::parse_kind).transpose()?;

@@ -109,7 +109,7 @@ fn scalar(t: &Tensor) -> f64 {
 pub fn preference_loss(
     config: &PreferenceConfig,
     inputs: &PreferenceInputs,
-) -> super::Result<(Tensor, Metrics)> {
+) -> crate::Result<(Tensor, Metrics)> {
     let (pc, pr) = (inputs.chosen_logps, inputs.rejected_logps);
     let beta = config.beta;
     let (logits, chosen_rewards, rejected_rewards) = match config.kind {
@@ -122,7 +122,7 @@ pub fn preference_loss(
         PreferenceKind::Dpo => {
             let (rc, rr) = inputs
                 .reference
-                .ok_or_else(|| super::other("DPO needs reference log-probabilities"))?;
+                .ok_or_else(|| crate::other("DPO needs reference log-probabilities"))?;
             (
                 (pc - pr) - (rc - rr),
                 (pc - rc).detach() * beta,
@@ -141,7 +141,7 @@ pub fn preference_loss(
             scalar(nll)
         }
         (a, None) if a != 0.0 => {
-            return Err(super::other(
+            return Err(crate::other(
                 "cpo_alpha > 0 needs the chosen responses' NLL",
             ))
         }
@@ -169,19 +169,19 @@ pub fn preference_loss(
 /// `logits/chosen` and `logits/rejected` included. `ids`, `mask` and `labels` are
 /// `[2 * pairs, seq]`, chosen rows first.
 pub fn preference_batch(
-    model: &super::Transformer,
+    model: &crate::Transformer,
     config: &PreferenceConfig,
     ids: &Tensor,
     mask: &Tensor,
     labels: &Tensor,
     reference: Option<(&Tensor, &Tensor)>,
-) -> super::Result<(Tensor, Metrics)> {
-    let (rows, seq) = ids.size2().map_err(super::LlmError::Torch)?;
+) -> crate::Result<(Tensor, Metrics)> {
+    let (rows, seq) = ids.size2().map_err(crate::LlmError::Torch)?;
     let pairs = rows / 2;
     // TRL gives the model no position ids: positions count from the row's start (for
     // right-padded rows, the same as counting real tokens).
-    let positions = super::mask::positions_from_start(rows, seq, model.device());
-    let attention = super::mask::Attention::Padded(mask);
+    let positions = crate::mask::positions_from_start(rows, seq, model.device());
+    let attention = crate::mask::Attention::Padded(mask);
     let logits = model.forward(ids, &positions, &attention, None);
     let labels = labels.to_device(logits.device());
     let all = sequence_logps(&logits, &labels, config.averages_logps());

@@ -1,4 +1,4 @@
-//! The arguments of `zest model generate` (run by the `zest-torch` binary).
+//! The arguments of `zest model generate`.
 
 /// `zest model generate`.
 #[derive(clap::Args, Debug)]

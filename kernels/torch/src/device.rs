@@ -1,6 +1,6 @@
 //! Choosing the device and element type at run time.
 
-use super::{other, Result};
+use crate::{other, Result};
 use tch::{Device, Kind};
 
 /// Parses `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when there is one, else CPU).

@@ -1,12 +1,12 @@
 //! AdamW with decoupled weight decay (PyTorch's update, step for step), no decay on norms and
 //! biases, gradient clipping by global norm, and optimizer state that can be saved and resumed.
 
-use super::{other, Result};
-use crate::safetensors::{self, Dtype};
+use crate::{other, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
+use zest_kernels::safetensors::{self, Dtype};
 
 /// AdamW hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

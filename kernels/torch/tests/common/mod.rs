@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use zest_kernels::tch::Device;
+use zest_kernels_torch::tch::Device;
 
 /// The interpreter: `$ZEST_PYTHON`, else the venv that `make test` installs.
 pub fn python() -> PathBuf {
@@ -66,7 +66,7 @@ pub fn tiny(arch: &str) -> PathBuf {
 
 /// Whether libtorch sees a CUDA device.
 pub fn has_cuda() -> bool {
-    zest_kernels::tch::Cuda::is_available()
+    zest_kernels_torch::tch::Cuda::is_available()
 }
 
 /// The devices to run a check on: the CPU, or CUDA for the `*_cuda` tests.

@@ -1,23 +1,22 @@
 //! Training kernels: AdamW, schedule and clipping step for step against PyTorch's; gradient
 //! accumulation; checkpoint and resume of model and optimizer state; sequence packing; seeded
 //! sampling.
-#![cfg(feature = "torch")]
 
 mod common;
 
 use common::*;
 use serde_json::json;
-use zest_kernels::llm::checkpoint::{self, SaveOptions};
-use zest_kernels::llm::generate::{self, SamplingParams};
-use zest_kernels::llm::loss::{masked_cross_entropy, token_logps, IGNORE};
-use zest_kernels::llm::mask::{positions_from_start, Attention};
-use zest_kernels::llm::optim::{clip_grad_norm, AdamW, AdamWConfig};
-use zest_kernels::llm::packing::pack;
-use zest_kernels::llm::schedule::{Decay, Schedule};
-use zest_kernels::llm::Transformer;
 use zest_kernels::safetensors;
-use zest_kernels::tch::{Device, Kind, Tensor};
 use zest_kernels::text_tokenizer::TextTokenizer;
+use zest_kernels_torch::checkpoint::{self, SaveOptions};
+use zest_kernels_torch::generate::{self, SamplingParams};
+use zest_kernels_torch::loss::{masked_cross_entropy, token_logps, IGNORE};
+use zest_kernels_torch::mask::{positions_from_start, Attention};
+use zest_kernels_torch::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use zest_kernels_torch::packing::pack;
+use zest_kernels_torch::schedule::{Decay, Schedule};
+use zest_kernels_torch::tch::{Device, Kind, Tensor};
+use zest_kernels_torch::Transformer;
 
 const DOCS: [&str; 4] = [
     "The patient presented with fever and cough for three days.",

@@ -2,10 +2,10 @@
 //! rotary embeddings through `scaled_dot_product_attention`, SwiGLU feed-forward), final norm and
 //! output projection. Parameter names are Hugging Face's, so checkpoints map one to one.
 
-use super::mask::{self, Attention};
-use super::rope;
-use crate::model_config::ModelConfig;
+use crate::mask::{self, Attention};
+use crate::rope;
 use tch::{Device, Kind, Tensor};
+use zest_kernels::model_config::ModelConfig;
 
 /// Keys and values of earlier positions, one pair per layer (`[batch, kv_heads, len, head_dim]`).
 #[derive(Debug, Default)]
@@ -125,19 +125,19 @@ impl Transformer {
         params: Vec<(String, Tensor)>,
         device: Device,
         kind: Kind,
-    ) -> super::Result<Transformer> {
+    ) -> crate::Result<Transformer> {
         let c = &config;
         let mut by_name: std::collections::HashMap<String, Tensor> = params
             .into_iter()
             .filter(|(n, _)| !(c.tie_word_embeddings && n == "lm_head.weight"))
             .collect();
         let mut order = Vec::new();
-        let mut take = |name: String, shape: &[i64]| -> super::Result<Tensor> {
+        let mut take = |name: String, shape: &[i64]| -> crate::Result<Tensor> {
             let t = by_name
                 .remove(&name)
-                .ok_or_else(|| super::other(format!("checkpoint has no tensor `{name}`")))?;
+                .ok_or_else(|| crate::other(format!("checkpoint has no tensor `{name}`")))?;
             if t.size() != shape {
-                return Err(super::other(format!(
+                return Err(crate::other(format!(
                     "tensor `{name}` has shape {:?}, the configuration needs {shape:?}",
                     t.size()
                 )));
@@ -152,7 +152,7 @@ impl Transformer {
         let mut layers = Vec::new();
         for i in 0..c.num_hidden_layers {
             let p = format!("model.layers.{i}");
-            let mut proj = |name: &str, out: i64, inp: i64, bias: bool| -> super::Result<_> {
+            let mut proj = |name: &str, out: i64, inp: i64, bias: bool| -> crate::Result<_> {
                 let w = take(format!("{p}.{name}.weight"), &[out, inp])?;
                 let b = if bias {
                     Some(take(format!("{p}.{name}.bias"), &[out])?)
@@ -189,7 +189,7 @@ impl Transformer {
             take("lm_head.weight".into(), &[c.vocab_size, h])?
         };
         if let Some(extra) = by_name.keys().find(|n| !n.ends_with("rotary_emb.inv_freq")) {
-            return Err(super::other(format!(
+            return Err(crate::other(format!(
                 "checkpoint has tensor `{extra}`, which a {:?} model does not use",
                 c.family
             )));

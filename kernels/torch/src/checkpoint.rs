@@ -1,14 +1,14 @@
 //! Loading and saving Hugging Face model directories: `config.json` plus safetensors weights,
 //! one file or shards with `model.safetensors.index.json`, in float32, bfloat16 or float16.
 
-use super::device::kind_name;
-use super::model::Transformer;
-use super::{other, Result};
-use crate::model_config::ModelConfig;
-use crate::safetensors::{self, Dtype};
+use crate::device::kind_name;
+use crate::model::Transformer;
+use crate::{other, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
+use zest_kernels::model_config::ModelConfig;
+use zest_kernels::safetensors::{self, Dtype};
 
 fn kind_of(d: Dtype) -> Option<Kind> {
     Some(match d {
@@ -76,11 +76,11 @@ pub fn load(dir: &Path, device: Device, kind: Option<Kind>) -> Result<Transforme
     let config = ModelConfig::from_dir(dir)?;
     let kind = match kind {
         Some(k) => k,
-        None => super::device::parse_kind(&config.dtype)?,
+        None => crate::device::parse_kind(&config.dtype)?,
     };
     let params = read_tensors(dir, device, kind)?;
     Transformer::from_params(config, params, device, kind).map_err(|e| match e {
-        super::LlmError::Other(why) => other(format!("{}: {why}", dir.display())),
+        crate::LlmError::Other(why) => other(format!("{}: {why}", dir.display())),
         e => e,
     })
 }

@@ -1,8 +1,8 @@
 //! Sequence packing: several training sequences share one row, each with its own position ids
 //! (restarting at 0) and a segment number, so that attention never crosses sequences
-//! ([`super::mask::Attention::Packed`]) and no token is scored against another sequence.
+//! ([`crate::mask::Attention::Packed`]) and no token is scored against another sequence.
 
-use super::loss::IGNORE;
+use crate::loss::IGNORE;
 
 /// One packed row.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,10 +2,8 @@
 //! operators later). `zest` itself stays free of libtorch, which costs about half a second and
 //! hundreds of megabytes to load, and hands `zest model generate …` over to this binary.
 
-#[path = "../generate_args.rs"]
-mod generate_args;
-#[path = "../model_generate.rs"]
-mod model_generate;
+mod args;
+mod generate;
 
 use clap::{Parser, Subcommand};
 
@@ -31,7 +29,7 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum ModelAction {
     /// Generate text from a prompt (greedy unless --temperature > 0).
-    Generate(generate_args::GenerateArgs),
+    Generate(args::GenerateArgs),
 }
 
 fn main() {
@@ -39,7 +37,7 @@ fn main() {
     let code = match cli.command {
         Command::Model {
             action: ModelAction::Generate(args),
-        } => model_generate::run(&args),
+        } => generate::run(&args),
     };
     std::process::exit(code);
 }

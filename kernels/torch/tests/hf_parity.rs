@@ -3,20 +3,19 @@
 //! Qwen2-style models saved by transformers. Every check runs on the CPU; the `*_cuda` variants
 //! run the same check on a GPU and are ignored (reported as skipped) unless asked for with
 //! `--include-ignored`, which `make test` does where `nvidia-smi` finds a GPU.
-#![cfg(feature = "torch")]
 
 mod common;
 
 use common::*;
 use serde_json::{json, Value};
 use std::path::Path;
-use zest_kernels::llm::checkpoint::{self, SaveOptions};
-use zest_kernels::llm::generate::{self, SamplingParams};
-use zest_kernels::llm::mask::{positions_from_mask, Attention};
-use zest_kernels::llm::Transformer;
 use zest_kernels::safetensors;
-use zest_kernels::tch::{Device, Kind, Tensor};
 use zest_kernels::text_tokenizer::TextTokenizer;
+use zest_kernels_torch::checkpoint::{self, SaveOptions};
+use zest_kernels_torch::generate::{self, SamplingParams};
+use zest_kernels_torch::mask::{positions_from_mask, Attention};
+use zest_kernels_torch::tch::{Device, Kind, Tensor};
+use zest_kernels_torch::Transformer;
 
 const TEXTS: [&str; 4] = [
     "The patient presented with fever.",
@@ -73,7 +72,7 @@ fn zest_logits(model: &Transformer, dir: &Path, tag: &str) -> (Tensor, Tensor, s
         &format!("forward-{tag}.json"),
         &json!({"input_ids": ids, "attention_mask": mask, "position_ids": Vec::<Vec<i64>>::try_from(&pos).unwrap()}),
     );
-    let logits = zest_kernels::tch::no_grad(|| {
+    let logits = zest_kernels_torch::tch::no_grad(|| {
         model.forward(&ids_t, &pos, &Attention::Padded(&mask_t), None)
     });
     (
@@ -111,7 +110,7 @@ fn check_logits(arch: &str, cuda: bool) {
     assert!(d <= 1e-4, "{arch}: max |Δlogit| = {d}");
     // The test can fail: a perturbed weight moves the logits well past the tolerance.
     let w = &model.parameters()[3].1;
-    zest_kernels::tch::no_grad(|| {
+    zest_kernels_torch::tch::no_grad(|| {
         let _ = w.shallow_clone().g_add_scalar_(1e-2);
     });
     let (moved, _, _) = zest_logits(&model, &dir, arch);
