@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tch::{Kind, Tensor};
+use tch::{Kind, Reduction, Tensor};
 
 /// The label value of tokens that are not scored.
 pub const IGNORE: i64 = -100;
@@ -40,14 +40,24 @@ pub fn sequence_logps(logits: &Tensor, labels: &Tensor, average: bool) -> Tensor
 
 /// Masked next-token cross-entropy: the mean over scored tokens, or, given `num_items` (the
 /// scored tokens of a whole accumulated batch), the sum divided by it, so that gradient
-/// accumulation weighs every token alike (transformers' `num_items_in_batch`).
+/// accumulation weighs every token alike (transformers' `num_items_in_batch`). As in
+/// transformers, the labels are shifted rather than the logits, and the fused cross-entropy
+/// kernel does the rest.
 pub fn masked_cross_entropy(logits: &Tensor, labels: &Tensor, num_items: Option<i64>) -> Tensor {
-    let (logps, mask) = token_logps(logits, labels);
-    let mask = mask.to_kind(Kind::Float);
-    let total = -(logps * &mask).sum(Kind::Float);
+    let (b, s, v) = logits.size3().expect("logits are [batch, seq, vocab]");
+    let labels = labels.to_device(logits.device());
+    let shifted = Tensor::cat(
+        &[labels.narrow(1, 1, s - 1), labels.full_like(IGNORE).narrow(1, 0, 1)],
+        1,
+    )
+    .view([b * s]);
+    let logits = logits.to_kind(Kind::Float).view([b * s, v]);
     match num_items {
-        Some(n) => total / n as f64,
-        None => total / mask.sum(Kind::Float),
+        Some(n) => {
+            logits.cross_entropy_loss::<Tensor>(&shifted, None, Reduction::Sum, IGNORE, 0.0)
+                / n as f64
+        }
+        None => logits.cross_entropy_loss::<Tensor>(&shifted, None, Reduction::Mean, IGNORE, 0.0),
     }
 }
 

@@ -110,7 +110,9 @@ impl AdamW {
             let _ = s.exp_avg.lerp_(&g, 1.0 - c.beta1);
             let _ = s.exp_avg_sq.g_mul_scalar_(c.beta2);
             let _ = s.exp_avg_sq.addcmul_(&g, &(&g * (1.0 - c.beta2)));
-            let denom = s.exp_avg_sq.sqrt() / bc2_sqrt + c.eps;
+            let mut denom = s.exp_avg_sq.sqrt();
+            let _ = denom.g_div_scalar_(bc2_sqrt);
+            let _ = denom.g_add_scalar_(c.eps);
             let _ = p32.addcdiv_(&(&s.exp_avg * (-lr / bc1)), &denom);
             // For float32 parameters `p32` is the parameter itself and was updated in place.
             if s.param.kind() != Kind::Float {
