@@ -25,7 +25,7 @@ torch:
 
 ## build: target/release/zest
 build: deps torch
-	$(CARGO) build --release --locked --bins
+	$(CARGO) build --release --locked --workspace --bins
 	@mkdir -p target/release
 	@ln -sf "$(CARGO_TARGET_DIR)/release/zest" $(BIN)
 	@ln -sf "$(CARGO_TARGET_DIR)/release/zest-torch" target/release/zest-torch
