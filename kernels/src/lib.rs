@@ -8,6 +8,7 @@
 
 pub mod bandit;
 pub mod chat_template;
+pub mod dedup;
 pub mod minhash;
 pub mod model_config;
 pub mod model_info;

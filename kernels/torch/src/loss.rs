@@ -47,7 +47,10 @@ pub fn masked_cross_entropy(logits: &Tensor, labels: &Tensor, num_items: Option<
     let (b, s, v) = logits.size3().expect("logits are [batch, seq, vocab]");
     let labels = labels.to_device(logits.device());
     let shifted = Tensor::cat(
-        &[labels.narrow(1, 1, s - 1), labels.full_like(IGNORE).narrow(1, 0, 1)],
+        &[
+            labels.narrow(1, 1, s - 1),
+            labels.full_like(IGNORE).narrow(1, 0, 1),
+        ],
         1,
     )
     .view([b * s]);
