@@ -2,8 +2,10 @@
 //!
 //! - [`core`]: `noop` and `shell`, the building blocks for tests, benchmarks and glue.
 //! - [`data`]: `data.load` and `data.sql` over Parquet datasets with DataFusion.
+//! - [`clean`]: `clean.dedup` (exact and MinHash-LSH near-duplicate removal).
 #![warn(missing_docs)]
 
+pub mod clean;
 pub mod core;
 pub mod data;
 
@@ -15,6 +17,7 @@ pub fn registry() -> Registry {
     r.register::<core::noop::Noop>()
         .register::<core::shell::Shell>()
         .register::<data::load::Load>()
-        .register::<data::sql::Sql>();
+        .register::<data::sql::Sql>()
+        .register::<clean::dedup::Dedup>();
     r
 }

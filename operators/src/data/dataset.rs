@@ -31,11 +31,7 @@ pub async fn write(df: DataFrame, dir: &Path) -> Result<serde_json::Value> {
     let path = dir.join(DATA_FILE);
     let file = std::fs::File::create(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-        .set_created_by("zest".into())
-        .build();
-    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()?))?;
     let mut rows = 0usize;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -44,6 +40,14 @@ pub async fn write(df: DataFrame, dir: &Path) -> Result<serde_json::Value> {
     }
     w.close()?;
     Ok(meta(&schema, rows))
+}
+
+/// How datasets are written: zstd level 3.
+pub fn writer_properties() -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_created_by("zest".into())
+        .build())
 }
 
 /// The metadata recorded for a dataset.

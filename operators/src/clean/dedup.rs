@@ -1,0 +1,269 @@
+//! `clean.dedup`: exact and MinHash-LSH near-duplicate removal across a whole dataset. Kept
+//! rows go to `docs`, removed rows to `duplicates`, both with a `cluster_id` (the row number of
+//! the cluster's kept document); removed rows also carry `kept_doc_id` and `dup_reason`
+//! (`exact` or `near`).
+//!
+//! Two passes over the input, record batch by record batch: the first hashes the text column
+//! (on every core) and keeps only hashes and ids in memory; the second streams the rows again
+//! and splits them.
+
+use crate::data::dataset;
+use anyhow::{bail, Context, Result};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray, UInt64Array};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::ParquetReadOptions;
+use futures::StreamExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports};
+use zest_kernels::dedup::{DedupConfig, DedupIndex};
+use zest_kernels::minhash::MinHashConfig;
+
+fn text() -> String {
+    "text".into()
+}
+fn doc_id() -> String {
+    "doc_id".into()
+}
+fn yes() -> bool {
+    true
+}
+fn five() -> usize {
+    5
+}
+fn bands() -> usize {
+    14
+}
+fn rows() -> usize {
+    8
+}
+fn threshold() -> f64 {
+    0.7
+}
+fn seed() -> u64 {
+    1
+}
+
+/// Config of `clean.dedup`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DedupOpConfig {
+    /// The column holding the text.
+    #[serde(default = "text")]
+    pub text_column: String,
+    /// The column identifying a document (copied to `kept_doc_id` of its duplicates).
+    #[serde(default = "doc_id")]
+    pub id_column: String,
+    /// Remove exact duplicates (same text after lower-casing, digit and punctuation folding).
+    #[serde(default = "yes")]
+    pub exact: bool,
+    /// Remove near duplicates (MinHash LSH).
+    #[serde(default = "yes")]
+    pub near: bool,
+    /// Words per shingle.
+    #[serde(default = "five")]
+    #[schemars(range(min = 1))]
+    pub ngram: usize,
+    /// LSH bands.
+    #[serde(default = "bands")]
+    #[schemars(range(min = 1))]
+    pub bands: usize,
+    /// Hashes per band.
+    #[serde(default = "rows")]
+    #[schemars(range(min = 1))]
+    pub rows: usize,
+    /// Candidates are merged when their estimated Jaccard similarity reaches this.
+    #[serde(default = "threshold")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub threshold: f64,
+    /// Seed of the hash functions.
+    #[serde(default = "seed")]
+    pub seed: u64,
+}
+
+/// The `clean.dedup` operator.
+pub struct Dedup;
+
+fn strings(col: &ArrayRef, name: &str) -> Result<StringArray> {
+    let c = cast(col, &DataType::Utf8)
+        .with_context(|| format!("column `{name}` cannot be read as text"))?;
+    Ok(c.as_any()
+        .downcast_ref::<StringArray>()
+        .expect("cast to Utf8 gives a StringArray")
+        .clone())
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+    match batch.schema().index_of(name) {
+        Ok(i) => Ok(batch.column(i)),
+        Err(_) => bail!(
+            "input `docs` has no column `{name}` (columns: {})",
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+impl Operator for Dedup {
+    type Config = DedupOpConfig;
+    const NAME: &'static str = "clean.dedup";
+    const VERSION: &'static str = "1";
+    const DESCRIPTION: &'static str =
+        "Removes exact and MinHash-LSH near-duplicate documents, keeping one per cluster";
+
+    fn ports(_: Option<&DedupOpConfig>) -> Ports {
+        Ports {
+            inputs: vec![PortSpec::new("docs", PortType::Dataset, "the documents")],
+            outputs: vec![
+                PortSpec::new("docs", PortType::Dataset, "kept documents, with cluster_id"),
+                PortSpec::new(
+                    "duplicates",
+                    PortType::Dataset,
+                    "removed documents, with cluster_id, kept_doc_id and dup_reason",
+                ),
+            ],
+            other_inputs: None,
+        }
+    }
+
+    fn run(c: &DedupOpConfig, ctx: &mut OpContext) -> Result<()> {
+        let files: Vec<String> = ctx
+            .inputs
+            .get("docs")
+            .map(|arts| {
+                arts.iter()
+                    .map(|a| Ok(a.path()?.join(dataset::DATA_FILE).display().to_string()))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let docs_dir = ctx.output_dir("docs")?.to_path_buf();
+        let dups_dir = ctx.output_dir("duplicates")?.to_path_buf();
+        let config = DedupConfig {
+            minhash: MinHashConfig {
+                ngram: c.ngram,
+                bands: c.bands,
+                rows: c.rows,
+                seed: c.seed,
+            },
+            threshold: c.threshold,
+            exact: c.exact,
+            near: c.near,
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (docs_meta, dups_meta) = ctx.block_on(async {
+            let session = dataset::session();
+            let read = || session.read_parquet(files.clone(), ParquetReadOptions::default());
+            // Pass 1: hashes and ids only.
+            let mut index = DedupIndex::new(config.clone());
+            let mut ids: Vec<Option<String>> = Vec::new();
+            let mut stream = read().await?.execute_stream().await?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                let texts = strings(column(&batch, &c.text_column)?, &c.text_column)?;
+                let idcol = strings(column(&batch, &c.id_column)?, &c.id_column)?;
+                let refs: Vec<&str> = (0..texts.len())
+                    .map(|i| if texts.is_null(i) { "" } else { texts.value(i) })
+                    .collect();
+                index.add_all(&refs, threads);
+                ids.extend(
+                    (0..idcol.len())
+                        .map(|i| (!idcol.is_null(i)).then(|| idcol.value(i).to_string())),
+                );
+                eprintln!("clean.dedup: hashed {} documents", index.len());
+            }
+            let total = index.len();
+            let clusters = index.finish();
+            // Pass 2: split the rows.
+            let df = read().await?;
+            let schema: SchemaRef = df.schema().inner().clone();
+            let mut kept_fields: Vec<Field> =
+                schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            kept_fields.push(Field::new("cluster_id", DataType::UInt64, false));
+            let kept_schema = Arc::new(Schema::new(kept_fields.clone()));
+            let mut dup_fields = kept_fields;
+            dup_fields.push(Field::new("kept_doc_id", DataType::Utf8, true));
+            dup_fields.push(Field::new("dup_reason", DataType::Utf8, false));
+            let dup_schema = Arc::new(Schema::new(dup_fields));
+            let writer =
+                |dir: &std::path::Path, schema: SchemaRef| -> Result<ArrowWriter<std::fs::File>> {
+                    let path = dir.join(dataset::DATA_FILE);
+                    let f = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    Ok(ArrowWriter::try_new(
+                        f,
+                        schema,
+                        Some(dataset::writer_properties()?),
+                    )?)
+                };
+            let mut kept_w = writer(&docs_dir, kept_schema.clone())?;
+            let mut dup_w = writer(&dups_dir, dup_schema.clone())?;
+            let (mut n_kept, mut n_dup, mut offset) = (0usize, 0usize, 0usize);
+            let mut stream = df.execute_stream().await?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                let n = batch.num_rows();
+                let range = offset..offset + n;
+                offset += n;
+                let keep: BooleanArray = clusters.removed[range.clone()]
+                    .iter()
+                    .map(|r| Some(r.is_none()))
+                    .collect();
+                let drop: BooleanArray = clusters.removed[range.clone()]
+                    .iter()
+                    .map(|r| Some(r.is_some()))
+                    .collect();
+                let cluster: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+                    clusters.representative[range.clone()]
+                        .iter()
+                        .map(|&r| u64::from(r)),
+                ));
+                let mut cols = batch.columns().to_vec();
+                cols.push(cluster);
+                let with_cluster = RecordBatch::try_new(kept_schema.clone(), cols.clone())?;
+                let kept = filter_record_batch(&with_cluster, &keep)?;
+                n_kept += kept.num_rows();
+                kept_w.write(&kept)?;
+                let kept_ids: ArrayRef = Arc::new(StringArray::from_iter(
+                    clusters.representative[range.clone()]
+                        .iter()
+                        .map(|&r| ids[r as usize].clone()),
+                ));
+                let reasons: ArrayRef = Arc::new(StringArray::from_iter_values(
+                    clusters.removed[range]
+                        .iter()
+                        .map(|r| r.map_or("", |k| k.as_str())),
+                ));
+                let mut dcols = cols;
+                dcols.push(kept_ids);
+                dcols.push(reasons);
+                let dups =
+                    filter_record_batch(&RecordBatch::try_new(dup_schema.clone(), dcols)?, &drop)?;
+                n_dup += dups.num_rows();
+                dup_w.write(&dups)?;
+            }
+            if offset != total {
+                bail!("the input changed between passes ({total} rows, then {offset})");
+            }
+            kept_w.close()?;
+            dup_w.close()?;
+            eprintln!("clean.dedup: {total} documents, kept {n_kept}, removed {n_dup}");
+            Ok::<_, anyhow::Error>((
+                dataset::meta(&kept_schema, n_kept),
+                dataset::meta(&dup_schema, n_dup),
+            ))
+        })?;
+        ctx.set_output_meta("docs", docs_meta);
+        ctx.set_output_meta("duplicates", dups_meta);
+        Ok(())
+    }
+}
