@@ -12,6 +12,7 @@ pub mod dedup;
 pub mod minhash;
 pub mod model_config;
 pub mod model_info;
+pub mod pii;
 pub mod rng;
 pub mod safetensors;
 pub mod text_tokenizer;
