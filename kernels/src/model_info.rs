@@ -102,3 +102,26 @@ pub fn model_info(dir: &Path) -> Result<ModelInfo, Error> {
             || dir.join("chat_template.jinja").exists(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_transformers_5_rope_parameters_and_a_jinja_chat_template() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+                "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+                "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0}}"#,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("chat_template.jinja"), "{{ messages }}").unwrap();
+        let info = model_info(dir.path()).unwrap();
+        assert_eq!(info.rope_scaling.as_deref(), Some("llama3"));
+        assert_eq!(info.kv_heads, Some(4));
+        assert!(info.chat_template && !info.tokenizer);
+        assert_eq!(info.parameters, 0);
+    }
+}

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(
     name = "zest",
+    bin_name = "zest",
     about = "zest's libtorch commands (started by `zest model ...`)"
 )]
 struct Cli {
