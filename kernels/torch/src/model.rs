@@ -240,8 +240,7 @@ impl Transformer {
         attention: &Attention,
         cache: Option<&mut KvCache>,
     ) -> Tensor {
-        let hidden = self.hidden_states(input_ids, positions, attention, cache);
-        hidden.linear::<Tensor>(&self.lm_head, None)
+        self.logits(&self.hidden_states(input_ids, positions, attention, cache))
     }
 
     /// The final hidden states (after the last norm), `[batch, seq, hidden]`.

@@ -13,7 +13,6 @@ use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray, UInt6
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::ParquetReadOptions;
 use futures::StreamExt;
 use schemars::JsonSchema;
@@ -139,11 +138,7 @@ impl Operator for Dedup {
         let files: Vec<String> = ctx
             .inputs
             .get("docs")
-            .map(|arts| {
-                arts.iter()
-                    .map(|a| Ok(a.path()?.join(dataset::DATA_FILE).display().to_string()))
-                    .collect::<Result<Vec<_>>>()
-            })
+            .map(|arts| dataset::files(arts))
             .transpose()?
             .unwrap_or_default();
         let docs_dir = ctx.output_dir("docs")?.to_path_buf();
@@ -194,19 +189,8 @@ impl Operator for Dedup {
             dup_fields.push(Field::new("kept_doc_id", DataType::Utf8, true));
             dup_fields.push(Field::new("dup_reason", DataType::Utf8, false));
             let dup_schema = Arc::new(Schema::new(dup_fields));
-            let writer =
-                |dir: &std::path::Path, schema: SchemaRef| -> Result<ArrowWriter<std::fs::File>> {
-                    let path = dir.join(dataset::DATA_FILE);
-                    let f = std::fs::File::create(&path)
-                        .with_context(|| format!("cannot create {}", path.display()))?;
-                    Ok(ArrowWriter::try_new(
-                        f,
-                        schema,
-                        Some(dataset::writer_properties()?),
-                    )?)
-                };
-            let mut kept_w = writer(&docs_dir, kept_schema.clone())?;
-            let mut dup_w = writer(&dups_dir, dup_schema.clone())?;
+            let mut kept_w = dataset::writer(&docs_dir, kept_schema.clone())?;
+            let mut dup_w = dataset::writer(&dups_dir, dup_schema.clone())?;
             let (mut n_kept, mut n_dup, mut offset) = (0usize, 0usize, 0usize);
             let mut stream = df.execute_stream().await?;
             while let Some(batch) = stream.next().await {

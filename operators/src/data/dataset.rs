@@ -10,6 +10,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::{DataFrame, SessionConfig};
 use futures::StreamExt;
 use std::path::Path;
+use zest_engine::operator::InputArtifact;
 
 /// The file name of a dataset's data inside its artifact.
 pub const DATA_FILE: &str = "data.parquet";
@@ -28,10 +29,7 @@ pub fn session() -> SessionContext {
 pub async fn write(df: DataFrame, dir: &Path) -> Result<serde_json::Value> {
     let schema: SchemaRef = df.schema().inner().clone();
     let mut stream = df.execute_stream().await?;
-    let path = dir.join(DATA_FILE);
-    let file = std::fs::File::create(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    let mut w = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties()?))?;
+    let mut w = writer(dir, schema.clone())?;
     let mut rows = 0usize;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -40,6 +38,25 @@ pub async fn write(df: DataFrame, dir: &Path) -> Result<serde_json::Value> {
     }
     w.close()?;
     Ok(meta(&schema, rows))
+}
+
+/// The Parquet files of a port's input datasets, as paths DataFusion reads.
+pub fn files(arts: &[InputArtifact]) -> Result<Vec<String>> {
+    arts.iter()
+        .map(|a| Ok(a.path()?.join(DATA_FILE).display().to_string()))
+        .collect()
+}
+
+/// A Parquet writer for the dataset in `dir` (`dir/data.parquet`).
+pub fn writer(dir: &Path, schema: SchemaRef) -> Result<ArrowWriter<std::fs::File>> {
+    let path = dir.join(DATA_FILE);
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(ArrowWriter::try_new(
+        file,
+        schema,
+        Some(writer_properties()?),
+    )?)
 }
 
 /// How datasets are written: zstd level 3.

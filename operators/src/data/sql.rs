@@ -54,13 +54,7 @@ impl Operator for Sql {
         let tables: Vec<(String, Vec<String>)> = ctx
             .inputs
             .iter()
-            .map(|(port, arts)| {
-                let files = arts
-                    .iter()
-                    .map(|a| Ok(a.path()?.join(dataset::DATA_FILE).display().to_string()))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok((port.clone(), files))
-            })
+            .map(|(port, arts)| Ok((port.clone(), dataset::files(arts)?)))
             .collect::<Result<_>>()?;
         let meta = ctx.block_on(async {
             for (name, files) in &tables {
