@@ -11,7 +11,7 @@ export LIBTORCH_USE_PYTORCH := 1
 CARGO ?= cargo
 BIN := target/release/zest
 
-.PHONY: all build deps torch demo test test-tools lint fmt bench clean
+.PHONY: all build deps torch pdfium demo test test-tools lint fmt bench clean
 
 all: build
 
@@ -23,9 +23,14 @@ deps:
 torch:
 	@bash infra/scripts/install-torch.sh
 
+## pdfium: the PDF library ingest.pdf loads at run time (from the pypdfium2 wheel on PyPI).
+pdfium:
+	@bash infra/scripts/install-pdfium.sh
+
 ## build: target/release/zest
-build: deps torch
+build: deps torch pdfium
 	$(CARGO) build --release --locked --workspace --bins
+	@cp -f "$(ZEST_TOOLS_DIR)/pdfium/libpdfium.so" "$(CARGO_TARGET_DIR)/release/libpdfium.so"
 	@mkdir -p target/release
 	@ln -sf "$(CARGO_TARGET_DIR)/release/zest" $(BIN)
 	@ln -sf "$(CARGO_TARGET_DIR)/release/zest-torch" target/release/zest-torch
@@ -33,6 +38,7 @@ build: deps torch
 
 ## demo: set up, then run the main job on the embedded default data.
 demo: build
+	./$(BIN) run dags/cpt_corpus.yaml --report .zest/cpt-corpus-report.json
 	./$(BIN) run dags/demo.yaml --report .zest/demo-report.json
 	./$(BIN) runs --limit 3
 

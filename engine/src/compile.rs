@@ -137,6 +137,7 @@ fn find_input(ports: &Ports, name: &str) -> Option<PortSpec> {
         required: false,
         many: true,
         columns: vec![],
+        more_columns: false,
         help: "",
     })
 }
@@ -383,7 +384,8 @@ fn check_types(
             .filter(|c| !out.columns.contains(c))
             .map(String::as_str)
             .collect();
-        if !missing.is_empty() {
+        // A pass-through output may still have the missing columns from its own input.
+        if !missing.is_empty() && !out.more_columns {
             errs.push(Diagnostic::at(
                 pos,
                 format!(

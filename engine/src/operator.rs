@@ -76,6 +76,10 @@ pub struct PortSpec {
     /// dataset is known to have (empty when not known before running).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
+    /// For dataset outputs: `columns` are some of the dataset's columns, not all (an operator
+    /// that passes its input's columns through and adds its own).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub more_columns: bool,
     /// What the port is for.
     pub help: &'static str,
 }
@@ -89,6 +93,7 @@ impl PortSpec {
             required: true,
             many: false,
             columns: vec![],
+            more_columns: false,
             help,
         }
     }
@@ -108,6 +113,14 @@ impl PortSpec {
     /// Declares dataset columns (required for inputs, known for outputs).
     pub fn with_columns(mut self, cols: &[&str]) -> Self {
         self.columns = cols.iter().map(|c| c.to_string()).collect();
+        self
+    }
+
+    /// For outputs that pass their input's columns through: the columns the operator adds,
+    /// which the dataset has on top of its input's.
+    pub fn with_added_columns(mut self, cols: &[&str]) -> Self {
+        self.columns = cols.iter().map(|c| c.to_string()).collect();
+        self.more_columns = true;
         self
     }
 }

@@ -50,6 +50,24 @@ else
     [[ -x "$WEED_BIN" ]] || { log "weed binary missing after install: $WEED_BIN"; exit 1; }
 fi
 
+# ---------------------------------------------------------------- PDF fixtures
+# tests/py/make_pdfs.py typesets test PDFs with reportlab and draws scans with Pillow, in
+# Liberation Serif and WenQuanYi Micro Hei (Debian fonts).
+if ! "$VENV/bin/python" -c 'import reportlab, PIL' 2>/dev/null; then
+    log "installing reportlab and Pillow into $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "reportlab==${REPORTLAB_VERSION:-5.1.0}" "pillow==${PILLOW_VERSION:-13.0.0}"
+fi
+need_fonts=()
+[[ -f /usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf ]] || need_fonts+=(fonts-liberation2)
+[[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]] || need_fonts+=(fonts-wqy-microhei)
+if [[ ${#need_fonts[@]} -gt 0 ]]; then
+    log "installing Debian packages: ${need_fonts[*]}"
+    if [[ "$(id -u)" -eq 0 ]]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_fonts[@]}"
+fi
+
 echo "ZEST_TOOLS_DIR=$ZEST_TOOLS_DIR"
 echo "OTELITE_BIN=$OTELITE_BIN"
 echo "WEED_BIN=$WEED_BIN"

@@ -6,13 +6,22 @@
 //! `zest-kernels-torch` crate in `kernels/torch/`, so that nothing else links libtorch.
 #![warn(missing_docs)]
 
+pub mod augment;
 pub mod bandit;
+pub mod binarize;
 pub mod chat_template;
+pub mod classify;
 pub mod dedup;
+pub mod entities;
+pub mod html;
+pub mod langid;
 pub mod minhash;
 pub mod model_config;
 pub mod model_info;
+pub mod page_text;
 pub mod pii;
+pub mod quality;
+pub mod relations;
 pub mod rng;
 pub mod safetensors;
 pub mod text_tokenizer;

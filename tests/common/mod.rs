@@ -180,3 +180,41 @@ impl Drop for Service {
 pub fn port(base: u16, slot: u16) -> u16 {
     base + (std::process::id() % 97) as u16 * 20 + slot
 }
+
+/// The rows of a Parquet file as JSON objects (Arrow's JSON encoding: nulls left out).
+pub fn parquet_rows(path: &Path) -> Vec<serde_json::Value> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut w = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    for batch in reader {
+        w.write(&batch.unwrap()).unwrap();
+    }
+    w.finish().unwrap();
+    let buf = w.into_inner();
+    if buf.is_empty() {
+        return vec![];
+    }
+    serde_json::from_slice(&buf).unwrap()
+}
+
+/// The rows of the dataset a run's node wrote on `port`, read from the project's store.
+pub fn output_rows(
+    p: &Project,
+    report: &serde_json::Value,
+    n: &str,
+    port: &str,
+) -> Vec<serde_json::Value> {
+    let digest = node(report, n)["outputs"][port]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{n}.{port} has no output in the report"));
+    parquet_rows(
+        &p.path()
+            .join(".zest/artifacts")
+            .join(digest)
+            .join("data.parquet"),
+    )
+}

@@ -8,9 +8,10 @@
 //! and splits them.
 
 use crate::data::dataset;
-use anyhow::{bail, Context, Result};
+use crate::data::docs::{column, strings};
+use anyhow::{bail, Result};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray, UInt64Array};
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::ParquetReadOptions;
@@ -86,31 +87,6 @@ pub struct DedupOpConfig {
 
 /// The `clean.dedup` operator.
 pub struct Dedup;
-
-fn strings(col: &ArrayRef, name: &str) -> Result<StringArray> {
-    let c = cast(col, &DataType::Utf8)
-        .with_context(|| format!("column `{name}` cannot be read as text"))?;
-    Ok(c.as_any()
-        .downcast_ref::<StringArray>()
-        .expect("cast to Utf8 gives a StringArray")
-        .clone())
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
-    match batch.schema().index_of(name) {
-        Ok(i) => Ok(batch.column(i)),
-        Err(_) => bail!(
-            "input `docs` has no column `{name}` (columns: {})",
-            batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
 
 impl Operator for Dedup {
     type Config = DedupOpConfig;

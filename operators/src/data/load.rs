@@ -1,11 +1,10 @@
 //! `data.load`: files or globs, local or on S3, in JSONL, CSV or Parquet → one dataset.
 
-use super::dataset;
-use anyhow::{anyhow, bail, Context, Result};
+use super::{dataset, sources};
+use anyhow::{Context, Result};
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports};
 
 /// File formats `data.load` reads.
@@ -79,74 +78,6 @@ fn infer_format(path: &str) -> Option<Format> {
     }
 }
 
-fn has_glob(s: &str) -> bool {
-    s.contains(['*', '?', '['])
-}
-
-/// Expands local globs (sorted) and checks that plain paths exist.
-fn expand_local(pattern: &str) -> Result<Vec<String>> {
-    if !has_glob(pattern) {
-        let p = std::path::Path::new(pattern);
-        if !p.is_file() {
-            bail!("`{pattern}`: no such file");
-        }
-        return Ok(vec![std::fs::canonicalize(p)?.display().to_string()]);
-    }
-    let mut out = vec![];
-    for entry in glob::glob(pattern).map_err(|e| anyhow!("bad glob `{pattern}`: {e}"))? {
-        let p = entry?;
-        if p.is_file() {
-            out.push(std::fs::canonicalize(&p)?.display().to_string());
-        }
-    }
-    out.sort();
-    if out.is_empty() {
-        bail!("`{pattern}` matches no files");
-    }
-    Ok(out)
-}
-
-/// Expands an `s3://bucket/key-or-glob` against the bucket listing.
-async fn expand_s3(
-    pattern: &str,
-    store: &Arc<dyn object_store::ObjectStore>,
-) -> Result<Vec<String>> {
-    use futures::TryStreamExt;
-    let rest = pattern.strip_prefix("s3://").expect("s3 url");
-    let (bucket, key) = rest
-        .split_once('/')
-        .ok_or_else(|| anyhow!("`{pattern}`: expected s3://bucket/key"))?;
-    let prefix: String = key
-        .chars()
-        .take_while(|c| !matches!(c, '*' | '?' | '['))
-        .collect();
-    let dir = prefix.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    let pat = glob::Pattern::new(key).map_err(|e| anyhow!("bad glob `{pattern}`: {e}"))?;
-    let list_prefix = (!dir.is_empty()).then(|| object_store::path::Path::from(dir));
-    let metas: Vec<_> = store
-        .list(list_prefix.as_ref())
-        .try_collect()
-        .await
-        .with_context(|| format!("listing s3://{bucket}/{dir}"))?;
-    let mut out: Vec<String> = metas
-        .into_iter()
-        .map(|m| m.location.to_string())
-        .filter(|k| {
-            if has_glob(key) {
-                pat.matches(k)
-            } else {
-                k == key
-            }
-        })
-        .map(|k| format!("s3://{bucket}/{k}"))
-        .collect();
-    out.sort();
-    if out.is_empty() {
-        bail!("`{pattern}` matches no objects");
-    }
-    Ok(out)
-}
-
 impl Operator for Load {
     type Config = LoadConfig;
     const NAME: &'static str = "data.load";
@@ -190,17 +121,11 @@ impl Operator for Load {
         let session = dataset::session();
         let meta = ctx.block_on(async {
             let mut files = vec![];
-            for p in &c.paths {
-                if let Some(rest) = p.strip_prefix("s3://") {
-                    let bucket = rest.split('/').next().unwrap_or("");
-                    let store: Arc<dyn object_store::ObjectStore> =
-                        Arc::new(zest_engine::s3::build(bucket, &Default::default())?);
-                    let url = url::Url::parse(&format!("s3://{bucket}"))?;
-                    session.register_object_store(&url, store.clone());
-                    files.extend(expand_s3(p, &store).await?);
-                } else {
-                    files.extend(expand_local(p)?);
+            for src in sources::expand(&c.paths).await? {
+                if let Some((url, store)) = src.object_store() {
+                    session.register_object_store(&url, store);
                 }
+                files.push(src.location().to_string());
             }
             let df = match format {
                 Format::Jsonl => {

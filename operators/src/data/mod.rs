@@ -1,5 +1,7 @@
 //! Dataset operators: `data.load` and `data.sql`. Datasets are stored as Parquet.
 
 pub mod dataset;
+pub mod docs;
 pub mod load;
+pub mod sources;
 pub mod sql;
