@@ -65,7 +65,8 @@ mod tests {
             })
             .collect();
         let t = binarize(&mut img);
-        assert!((60..=220).contains(&t), "threshold {t}");
+        // Every threshold above the darkest paper-free gap separates the two; Otsu takes the first.
+        assert!((55..=220).contains(&t), "threshold {t}");
         assert_eq!(img.iter().filter(|&&p| p == 0).count(), 300);
         assert!(img.iter().all(|&p| p == 0 || p == 255));
     }
