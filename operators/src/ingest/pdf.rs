@@ -720,16 +720,25 @@ impl Operator for IngestPdf {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
-        if c.ocr != OcrMode::Never {
-            // Load Tesseract now, before any thread starts, so that a missing library is a
-            // clear error up front and the environment is set before other threads run.
-            let v = tesseract::version().context(
-                "ingest.pdf needs Tesseract for OCR (set `ocr: never` to read text layers only)",
-            )?;
-            eprintln!(
-                "ingest.pdf: {} files, {threads} workers, Tesseract {v}",
-                files.len()
-            );
+        // Load Tesseract now, before any thread starts, so that the environment it needs is
+        // set before other threads run. With `ocr: always` a missing Tesseract fails the node
+        // up front; with `auto`, text layers are still read and only the pages that need OCR
+        // are rejected, with the reason.
+        match c.ocr {
+            OcrMode::Never => {}
+            OcrMode::Always => {
+                let v = tesseract::version().context(
+                    "ingest.pdf needs Tesseract for `ocr: always` (`ocr: auto` reads text layers without it)",
+                )?;
+                eprintln!("ingest.pdf: {} files, {threads} workers, Tesseract {v}", files.len());
+            }
+            OcrMode::Auto => match tesseract::version() {
+                Ok(v) => eprintln!("ingest.pdf: {} files, {threads} workers, Tesseract {v}", files.len()),
+                Err(e) => eprintln!(
+                    "ingest.pdf: {} files, {threads} workers; pages that need OCR will be rejected: {e:#}",
+                    files.len()
+                ),
+            },
         }
         let rt = ctx.runtime.clone();
         // One PDFium instance per reader thread, no more than there are files.
