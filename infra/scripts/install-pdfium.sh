@@ -14,14 +14,20 @@ if [[ -f "$DEST/libpdfium.so" && "$(cat "$STAMP" 2>/dev/null)" == "$PYPDFIUM2_VE
     echo "pdfium already installed: $DEST/libpdfium.so (pypdfium2 $PYPDFIUM2_VERSION)" >&2
     exit 0
 fi
+# Any Python with pip will do (under make, PATH starts with the torch venv's).
+PY="${PYTHON:-python3}"
+if ! "$PY" -m pip --version >/dev/null 2>&1; then
+    PY="${ZEST_TORCH_VENV:-$HOME/.cache/zest-py/torch-venv}/bin/python"
+fi
+"$PY" -m pip --version >/dev/null 2>&1 || { echo "install-pdfium: no Python with pip (run make torch first)" >&2; exit 1; }
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+"$PY" -m pip download --quiet --disable-pip-version-check --no-deps \
     --only-binary=:all: --platform manylinux_2_17_x86_64 \
     "pypdfium2==$PYPDFIUM2_VERSION" -d "$tmp"
 wheel="$(ls "$tmp"/pypdfium2-*.whl)"
 mkdir -p "$DEST"
-python3 - "$wheel" "$DEST" <<'PY'
+"$PY" - "$wheel" "$DEST" <<'PY'
 import sys, zipfile, pathlib
 wheel, dest = sys.argv[1], pathlib.Path(sys.argv[2])
 with zipfile.ZipFile(wheel) as z:
