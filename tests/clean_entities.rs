@@ -5,7 +5,7 @@
 //! it, and real PubMed abstracts get entities.
 
 mod common;
-use common::{node, repo, text, Project};
+use common::{node, repo, text, walk, Project};
 use datafusion::arrow::array::{
     Array, AsArray, Float64Array, ListArray, StringArray, StructArray, UInt32Array,
 };
@@ -31,19 +31,6 @@ struct Row {
     reasons: Vec<String>,
     /// Evidence sentences.
     sentences: Vec<String>,
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn strs(a: &dyn Array) -> StringArray {

@@ -4,7 +4,7 @@
 //! configs must fail with a message naming the field.
 
 mod common;
-use common::{node, text, Project};
+use common::{node, text, walk, Project};
 use datafusion::arrow::array::{Array, ListArray, StringArray, UInt32Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
@@ -159,19 +159,6 @@ fn read(p: &Project, r: &serde_json::Value, n: &str, port: &str) -> BTreeMap<Str
                     },
                 );
             }
-        }
-    }
-    out
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
         }
     }
     out
