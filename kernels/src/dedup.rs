@@ -120,7 +120,8 @@ impl DedupIndex {
         self.exact_hashes.is_empty()
     }
 
-    /// Adds documents in order, hashing them on up to `threads` threads.
+    /// Adds documents in order, hashing them on up to `threads` threads. Shingles are of
+    /// words: white-space separated in alphabetic scripts, jieba's segmentation in Chinese.
     pub fn add_all(&mut self, texts: &[&str], threads: usize) {
         let per = texts.len().div_ceil(threads.max(1)).max(1);
         let hasher = &self.hasher;
@@ -137,9 +138,7 @@ impl DedupIndex {
                             let norm = normalize(t);
                             exact.push(xxh64(norm.as_bytes(), 0));
                             if near {
-                                let words: Vec<&str> =
-                                    norm.split(' ').filter(|w| !w.is_empty()).collect();
-                                let sig = hasher.signature_of_tokens(&words);
+                                let sig = hasher.signature_of_tokens(&words(&norm));
                                 bands.extend(hasher.bands(&sig));
                                 sigs.extend(sig.iter().map(|&h| h as u32));
                             }
@@ -227,6 +226,25 @@ impl DedupIndex {
             removed,
         }
     }
+}
+
+/// The words of normalised text: runs without Han characters as they are, runs with them
+/// segmented by jieba (Chinese has no spaces, and one punctuation-delimited clause per word
+/// would make shingles far too coarse to find near copies).
+fn words(norm: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for w in norm.split(' ').filter(|w| !w.is_empty()) {
+        if w.chars().any(is_han) {
+            out.extend(crate::quality::chinese_words(w));
+        } else {
+            out.push(w);
+        }
+    }
+    out
+}
+
+fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0xF900..=0xFAFF)
 }
 
 #[cfg(test)]
@@ -370,5 +388,26 @@ mod tests {
         });
         index.add_all(&texts, 1);
         assert_eq!(index.finish().kept(), 4);
+    }
+
+    #[test]
+    fn chinese_near_copies_are_found_through_word_segmentation() {
+        let text = "高血压是最常见的慢性病之一，也是心脑血管疾病最主要的危险因素。长期血压升高会损害心脏、大脑、肾脏和血管，\
+                    导致冠心病、脑卒中、心力衰竭和慢性肾脏病等并发症。高血压的诊断以非同日三次测量的诊室血压为依据。\
+                    家庭血压监测和动态血压监测有助于发现白大衣高血压和隐匿性高血压。生活方式干预是治疗的基础，\
+                    包括减少钠盐摄入、增加钾摄入、控制体重、戒烟限酒、规律运动和保持心理平衡。";
+        // One word changed and one clause dropped.
+        let copy = text
+            .replace("心力衰竭", "心功能不全")
+            .replace("戒烟限酒、", "");
+        let other = "糖尿病是一组以高血糖为特征的代谢性疾病，典型症状为多饮、多尿、多食和体重下降。\
+                     空腹血糖和糖化血红蛋白是诊断和随访的重要指标。二甲双胍通常是二型糖尿病患者的首选药物。";
+        assert!(words(&normalize(text)).len() > 60, "segmented into words");
+        let mut idx = DedupIndex::new(DedupConfig::default());
+        idx.add_all(&[text, &copy, other], 1);
+        let c = idx.finish();
+        assert_eq!(c.removed[1], Some(DupKind::Near), "{:?}", c.removed);
+        assert_eq!(c.representative[1], 0);
+        assert_eq!(c.removed[2], None);
     }
 }
