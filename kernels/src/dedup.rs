@@ -234,17 +234,13 @@ impl DedupIndex {
 fn words(norm: &str) -> Vec<&str> {
     let mut out = Vec::new();
     for w in norm.split(' ').filter(|w| !w.is_empty()) {
-        if w.chars().any(is_han) {
+        if w.chars().any(crate::langid::is_han) {
             out.extend(crate::quality::chinese_words(w));
         } else {
             out.push(w);
         }
     }
     out
-}
-
-fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0xF900..=0xFAFF)
 }
 
 #[cfg(test)]

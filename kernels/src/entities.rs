@@ -238,11 +238,7 @@ pub struct Span {
     pub code: Option<String>,
 }
 
-/// Whether `c` is a Han (Chinese) character.
-pub fn is_han(c: char) -> bool {
-    matches!(c as u32,
-        0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0xF900..=0xFAFF | 0x2A700..=0x2EBEF)
-}
+pub use crate::langid::is_han;
 
 /// A character that continues an English word: a letter or digit of an alphabetic script.
 fn is_word_char(c: char) -> bool {

@@ -57,8 +57,11 @@ fn iso639_1(l: whatlang::Lang) -> &'static str {
     }
 }
 
-fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0xF900..=0xFAFF)
+/// Whether `c` is a Han (Chinese) character: the unified ideographs, their extensions A–F and
+/// the compatibility ideographs.
+pub fn is_han(c: char) -> bool {
+    matches!(c as u32,
+        0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0x2A700..=0x2EBEF | 0xF900..=0xFAFF)
 }
 
 fn is_kana(c: char) -> bool {

@@ -81,9 +81,7 @@ fn for_label(label: &str, from_meta: bool) -> Option<&'static Encoding> {
     Some(enc)
 }
 
-fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0xF900..=0xFAFF)
-}
+use crate::langid::is_han;
 
 fn count_bad(text: &str) -> (usize, usize) {
     let mut bad = 0;

@@ -247,9 +247,7 @@ fn is_cjk(c: char) -> bool {
         | 0x3040..=0x30FF | 0x3000..=0x303F | 0xFF00..=0xFFEF | 0xAC00..=0xD7AF)
 }
 
-fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0xF900..=0xFAFF)
-}
+use crate::langid::is_han;
 
 /// Collapses whitespace runs (and no-break and zero-width spaces) to one space, drops the
 /// space between two CJK characters (a line break in the source of a Chinese paragraph), and

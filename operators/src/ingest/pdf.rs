@@ -206,16 +206,11 @@ fn hex8(h: &[u8]) -> String {
     h[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Why a file is not a PDF we can read, before PDFium sees it.
-fn precheck(data: &[u8], max: u64) -> Option<String> {
+/// Why a file is not a PDF we can read, before PDFium sees it (its size was checked before
+/// it was read).
+fn precheck(data: &[u8]) -> Option<String> {
     if data.is_empty() {
         return Some("empty file".into());
-    }
-    if data.len() as u64 > max {
-        return Some(format!(
-            "oversized: {} bytes, over max_file_bytes {max}",
-            data.len()
-        ));
     }
     let head = &data[..data.len().min(1024)];
     if !head.windows(5).any(|w| w == b"%PDF-") {
@@ -285,12 +280,11 @@ fn read_documents(
             }
         };
         let id = id_stem(&file, &data);
-        if let Some(reason) = precheck(&data, c.max_file_bytes) {
+        if let Some(reason) = precheck(&data) {
             reject(id, reason);
             continue;
         }
         // Everything PDFium does happens under its lock; pages are handed over as plain data.
-        let mut pending: Vec<Job> = vec![];
         {
             let s = pdfium.lock();
             let d = match s.open(&data) {
@@ -358,21 +352,11 @@ fn read_documents(
                         text: Box::new(text),
                     },
                 };
-                pending.push(job);
-                // Hand pages over as they come, without holding the lock while blocked on a
-                // full queue: a rendering is large, so send each at once.
-                if matches!(pending.last(), Some(Job::Ocr { .. })) || pending.len() >= 16 {
-                    for j in pending.drain(..) {
-                        if jobs.send(j).is_err() {
-                            return Ok(());
-                        }
-                    }
+                // Each reader has its own PDFium instance, so waiting on a full queue while
+                // holding its lock stalls no one else; the queue bounds memory.
+                if jobs.send(job).is_err() {
+                    return Ok(());
                 }
-            }
-        }
-        for j in pending {
-            if jobs.send(j).is_err() {
-                return Ok(());
             }
         }
     }
