@@ -138,6 +138,17 @@ pub struct Ports {
     pub other_inputs: Option<PortType>,
 }
 
+/// One file a node reads from outside the store, with the identity of its content: part of
+/// the node's cache key and of its outputs' provenance.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ExternalFile {
+    /// An absolute local path or an `s3://bucket/key` URL.
+    pub location: String,
+    /// The content's identity: `sha256:<hex>` for local files, `etag:<etag>:<size>` for
+    /// objects in S3.
+    pub content: String,
+}
+
 /// Resolves an artifact digest to a local directory holding its files.
 pub type Resolver = Arc<dyn Fn(&str) -> anyhow::Result<PathBuf> + Send + Sync>;
 
@@ -240,6 +251,8 @@ pub struct OpContext {
     pub(crate) dirs_made: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Whether the temporary directory was created.
     pub(crate) tmp_made: std::sync::atomic::AtomicBool,
+    /// The end of what the node has printed so far, by lines (see [`OpContext::output_tail`]).
+    pub(crate) tail: Option<Arc<dyn Fn(usize) -> String + Send + Sync>>,
 }
 
 impl OpContext {
@@ -357,10 +370,36 @@ impl OpContext {
         Ok(&self.scratch)
     }
 
+    /// The last `lines` lines of what the node (its child processes included) has printed
+    /// so far, with secrets redacted: for error messages.
+    pub fn output_tail(&self, lines: usize) -> String {
+        if let Some(f) = &self.tail {
+            return f(lines);
+        }
+        // Not under a worker's log capture: the end of the log file.
+        use std::io::{Read, Seek, SeekFrom};
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log_path) {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if f.seek(SeekFrom::Start(len.saturating_sub(8192))).is_ok() {
+                let mut b = vec![];
+                let _ = f.read_to_end(&mut b);
+                s = String::from_utf8_lossy(&b).into_owned();
+            }
+        }
+        last_lines(&s, lines)
+    }
+
     /// Runs a future to completion on the worker's runtime.
     pub fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
         self.runtime.block_on(fut)
     }
+}
+
+/// The last `n` lines of `s`.
+pub(crate) fn last_lines(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// A typed operator. Implement this; the registry wraps it as a [`DynOperator`].
@@ -386,6 +425,21 @@ pub trait Operator: Send + Sync + 'static {
 
     /// Runs the node.
     fn run(config: &Self::Config, ctx: &mut OpContext) -> anyhow::Result<()>;
+
+    /// Whether the operator reads files from outside the store (then
+    /// [`Operator::external_files`] is asked for them before every cache lookup).
+    const READS_FILES: bool = false;
+
+    /// The files outside the store that a node with this config reads, each with the
+    /// identity of its content, sorted. Their identities are part of the node's cache key, so
+    /// that a changed, added or removed file is a cache miss. Called by the scheduler (not in
+    /// a worker) when the node's upstream nodes are done; `rt` runs async work.
+    fn external_files(
+        _config: &Self::Config,
+        _rt: &tokio::runtime::Handle,
+    ) -> anyhow::Result<Vec<ExternalFile>> {
+        Ok(vec![])
+    }
 }
 
 /// An operator with its config type erased; what the registry holds.
@@ -396,6 +450,23 @@ pub trait DynOperator: Send + Sync {
     fn version(&self) -> &'static str;
     /// See [`Operator::DESCRIPTION`].
     fn description(&self) -> &'static str;
+    /// A fingerprint of the code the operator is built from (empty when the registry was
+    /// given none): part of every cache key, so that changed code never serves old results.
+    fn code(&self) -> &str {
+        ""
+    }
+    /// See [`Operator::READS_FILES`].
+    fn reads_files(&self) -> bool {
+        false
+    }
+    /// See [`Operator::external_files`].
+    fn external_files(
+        &self,
+        _config: &serde_json::Value,
+        _rt: &tokio::runtime::Handle,
+    ) -> anyhow::Result<Vec<ExternalFile>> {
+        Ok(vec![])
+    }
     /// The config's JSON Schema.
     fn config_schema(&self) -> &serde_json::Value;
     /// Parses and checks a config, returning it in canonical form (defaults filled in).
@@ -407,6 +478,8 @@ pub trait DynOperator: Send + Sync {
 }
 
 struct Erased<T> {
+    /// See [`DynOperator::code`].
+    code: String,
     /// The config's JSON Schema, generated once.
     schema: std::sync::OnceLock<serde_json::Value>,
     _op: std::marker::PhantomData<fn() -> T>,
@@ -427,6 +500,26 @@ impl<T: Operator> DynOperator for Erased<T> {
     }
     fn description(&self) -> &'static str {
         T::DESCRIPTION
+    }
+    fn code(&self) -> &str {
+        &self.code
+    }
+    fn reads_files(&self) -> bool {
+        T::READS_FILES
+    }
+    fn external_files(
+        &self,
+        config: &serde_json::Value,
+        rt: &tokio::runtime::Handle,
+    ) -> anyhow::Result<Vec<ExternalFile>> {
+        if !T::READS_FILES {
+            return Ok(vec![]);
+        }
+        let c = Self::typed(config).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+        let mut files = T::external_files(&c, rt)?;
+        files.sort();
+        files.dedup();
+        Ok(files)
     }
     fn config_schema(&self) -> &serde_json::Value {
         self.schema.get_or_init(|| {
@@ -450,10 +543,15 @@ impl<T: Operator> DynOperator for Erased<T> {
     }
 }
 
+/// Gives the code fingerprint of an operator from its Rust type name
+/// (`std::any::type_name`, e.g. `zest_operators::clean::dedup::Dedup`).
+pub type CodeFingerprint = fn(type_name: &str) -> String;
+
 /// Operators by name.
 #[derive(Clone, Default)]
 pub struct Registry {
     ops: BTreeMap<&'static str, Arc<dyn DynOperator>>,
+    fingerprint: Option<CodeFingerprint>,
 }
 
 impl Registry {
@@ -462,11 +560,25 @@ impl Registry {
         Self::default()
     }
 
+    /// An empty registry whose operators get their code fingerprint from `f` (see
+    /// [`DynOperator::code`]). Register operators after this.
+    pub fn with_code_fingerprint(f: CodeFingerprint) -> Self {
+        Registry {
+            ops: BTreeMap::new(),
+            fingerprint: Some(f),
+        }
+    }
+
     /// Registers an operator under its name.
     pub fn register<T: Operator>(&mut self) -> &mut Self {
+        let code = self
+            .fingerprint
+            .map(|f| f(std::any::type_name::<T>()))
+            .unwrap_or_default();
         self.ops.insert(
             T::NAME,
             Arc::new(Erased::<T> {
+                code,
                 schema: std::sync::OnceLock::new(),
                 _op: std::marker::PhantomData,
             }),

@@ -7,6 +7,7 @@
 //! Every transition is journaled before the scheduler waits for the next event.
 
 use crate::digest::canonical_json;
+use crate::operator::ExternalFile;
 use crate::plan::{Plan, PlanNode};
 use crate::pool::{Job, Outcome, Pool, Report};
 use crate::progress::Progress;
@@ -47,15 +48,45 @@ pub struct ExecOptions {
     pub exe: PathBuf,
 }
 
-/// Computes a node execution's cache key from its operator, config and input digests.
-pub fn cache_key(node: &PlanNode, inputs: &BTreeMap<String, Vec<String>>) -> String {
+/// Computes a node execution's cache key from everything it reads: its operator's name,
+/// version and code fingerprint, its canonical config, its input artifacts' digests and the
+/// content identities of the files it reads from outside the store.
+pub fn cache_key(
+    node: &PlanNode,
+    inputs: &BTreeMap<String, Vec<String>>,
+    files: &[ExternalFile],
+) -> String {
     let v = serde_json::json!({
         "op": node.op.name(),
         "version": node.op.version(),
+        "code": node.op.code(),
         "config": node.config,
         "inputs": inputs,
+        "files": files,
     });
     crate::digest::sha256_hex(canonical_json(&v).as_bytes())
+}
+
+/// The files outside the store that `node` reads, with their content identities (see
+/// [`crate::operator::Operator::external_files`]); hashed on a blocking thread.
+pub async fn external_files(node: &PlanNode) -> Result<Vec<ExternalFile>> {
+    if !node.op.reads_files() {
+        return Ok(vec![]);
+    }
+    let op = node.op.clone();
+    let config = node.config.clone();
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || op.external_files(&config, &rt))
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the node's files: {e}"))?
+}
+
+/// The cache key of a node whose files could not be read: it matches nothing, so the node
+/// runs (and reports the problem itself) and its outputs are never served for other files.
+fn unmatched_key() -> String {
+    crate::digest::sha256_hex(
+        format!("unreadable files {} {:?}", rand::random::<u64>(), Instant::now()).as_bytes(),
+    )
 }
 
 /// The delay before retry `n` (1-based): `backoff * 2^(n-1)`, capped, with ±25% jitter.
@@ -141,6 +172,9 @@ enum Msg {
 /// short: the scheduler queues a node behind a worker that runs a short one.
 const SHORT: Duration = Duration::from_millis(20);
 
+/// How often a node without a timeout is named while it runs.
+const LONG_RUN_NOTE: Duration = Duration::from_secs(600);
+
 /// How many nodes may wait on a worker behind the one it runs.
 const QUEUE_DEPTH: usize = 2;
 
@@ -156,6 +190,13 @@ struct Runner<'a> {
     st: Vec<St>,
     outputs: Vec<Option<BTreeMap<String, OutputRef>>>,
     keys: Vec<String>,
+    /// Files each node reads from outside the store (part of its key).
+    files: Vec<Vec<ExternalFile>>,
+    /// The environment variables of the DAG's secrets, and what hides their values.
+    secrets: Vec<String>,
+    redactor: crate::secret::Redactor,
+    /// Per running node without a timeout: how many [`LONG_RUN_NOTE`] periods were named.
+    long_notes: HashMap<NodeIndex, u32>,
     attempts: Vec<u32>,
     remaining: Vec<usize>,
     started_at: Vec<Option<Instant>>,
@@ -209,6 +250,7 @@ pub async fn execute(
         Start::Resume(r) => (r.run_id.clone(), Some(r.as_ref().clone())),
     };
     let run_dir = RunDir::new(&opts.state_dir, &run_id);
+    crate::digest::use_file_id_cache(&opts.state_dir.join("file-digests.json"));
     let journal = Journal::open(&run_dir)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let (cancel, _) = tokio::sync::watch::channel(false);
@@ -236,6 +278,10 @@ pub async fn execute(
         st: vec![St::Waiting; n],
         outputs: vec![None; n],
         keys: vec![String::new(); n],
+        files: vec![vec![]; n],
+        secrets: crate::secret::declared(&plan.params),
+        redactor: crate::secret::Redactor::from_env(&crate::secret::declared(&plan.params)),
+        long_notes: HashMap::new(),
         attempts: vec![0; n],
         remaining,
         started_at: vec![None; n],
@@ -374,6 +420,8 @@ pub async fn execute(
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(Msg::Pool(rep)) => r.on_report(rep).await?,
+                // A node cancelled while it waited has been counted out already.
+                Some(Msg::Retry(ix)) if r.st[ix.index()] != St::BackingOff => {}
                 Some(Msg::Retry(ix)) => {
                     r.backing_off -= 1;
                     if r.stopping.is_none() {
@@ -388,7 +436,10 @@ pub async fn execute(
             },
             _ = &mut ctrl_c, if !r.interrupted => r.interrupt("interrupted (Ctrl-C)")?,
             _ = sigterm.recv(), if !r.interrupted => r.interrupt("terminated (SIGTERM)")?,
-            _ = ticker.tick() => r.progress.draw(),
+            _ = ticker.tick() => {
+                r.progress.draw();
+                r.name_long_runners();
+            }
         }
     }
     r.finish().await
@@ -437,7 +488,20 @@ impl<'a> Runner<'a> {
             }
             let node = &self.plan.graph[ix];
             let inputs = self.input_digests(ix);
-            let key = cache_key(node, &inputs);
+            let key = match external_files(node).await {
+                Ok(files) => {
+                    let key = cache_key(node, &inputs, &files);
+                    self.files[ix.index()] = files;
+                    key
+                }
+                Err(e) => {
+                    self.progress.note(&format!(
+                        "warning: `{}`: cannot read its files for the cache key, so it runs uncached: {e:#}",
+                        node.id
+                    ));
+                    unmatched_key()
+                }
+            };
             self.keys[ix.index()] = key.clone();
             // A cache entry is written after its inputs exist, so none can name an artifact
             // that this run has just created, unless the artifact was deleted and made
@@ -614,6 +678,35 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// Says which nodes without a timeout have run for another [`LONG_RUN_NOTE`], so a node
+    /// that hangs is not silent.
+    fn name_long_runners(&mut self) {
+        let mut notes = vec![];
+        let running: Vec<NodeIndex> = self.running_on.values().copied().collect();
+        for ix in running {
+            let node = &self.plan.graph[ix];
+            if node.timeout.is_some() || self.st[ix.index()] != St::Running {
+                continue;
+            }
+            let Some(t) = self.attempt_started[ix.index()] else {
+                continue;
+            };
+            let periods = (t.elapsed().as_secs() / LONG_RUN_NOTE.as_secs()) as u32;
+            let said = self.long_notes.entry(ix).or_insert(0);
+            if periods > *said {
+                *said = periods;
+                notes.push(format!(
+                    "`{}` has been running for {} and has no timeout (set `timeout:` to bound it)",
+                    node.id,
+                    crate::units::format_duration(t.elapsed())
+                ));
+            }
+        }
+        for n in notes {
+            self.progress.note(&n);
+        }
+    }
+
     /// Whether attempts of `op` have been short in this run.
     fn is_short(&self, op: &str) -> bool {
         self.op_stats
@@ -675,6 +768,8 @@ impl<'a> Runner<'a> {
             .map(|s| (s.trace_id(), s.span_id()))
             .unwrap_or_default();
         let mut env = BTreeMap::new();
+        // Marks every process of the run (workers and what they start), for `resume`.
+        env.insert("ZEST_RUN_ID".to_string(), self.run_id.clone());
         env.insert(
             "CUDA_VISIBLE_DEVICES".to_string(),
             gpus.iter()
@@ -689,6 +784,7 @@ impl<'a> Runner<'a> {
             op: node.op.name().to_string(),
             config: node.config.clone(),
             cache_key: self.keys[ix.index()].clone(),
+            files: self.files[ix.index()].clone(),
             attempt,
             inputs: self
                 .input_outputs(ix)
@@ -719,6 +815,7 @@ impl<'a> Runner<'a> {
                 .join(format!("{}-{attempt}", node.id)),
             log: self.run_dir.log(&node.id),
             env: env.clone(),
+            secrets: self.secrets.clone(),
             trace_id,
             span_id,
         };
@@ -759,6 +856,7 @@ impl<'a> Runner<'a> {
             token: ix.index(),
             task,
             timeout: self.plan.graph[ix].timeout,
+            memory: self.plan.graph[ix].resources.memory,
         };
         match self.pool.submit(&env, job) {
             Ok(w) => {
@@ -786,6 +884,7 @@ impl<'a> Runner<'a> {
             token: ix.index(),
             task,
             timeout: self.plan.graph[ix].timeout,
+            memory: self.plan.graph[ix].resources.memory,
         };
         if self.pool.enqueue(w, job, QUEUE_DEPTH) {
             self.st[ix.index()] = St::Queued;
@@ -909,7 +1008,7 @@ impl<'a> Runner<'a> {
                 let next = self.release_dependents(ix);
                 return self.make_ready(next).await;
             }
-            Outcome::Done(res) => res.error.unwrap_or_default(),
+            Outcome::Done(res) => self.redactor.redact(&res.error.unwrap_or_default()),
             Outcome::Died(how) => how,
             Outcome::TimedOut(d) => format!(
                 "timed out after {} and was killed",
@@ -1019,13 +1118,20 @@ impl<'a> Runner<'a> {
     fn stop(&mut self, why: String) -> Result<()> {
         self.stopping = Some(why.clone());
         let _ = self.cancel.send(true);
+        // Nodes waiting to retry are cancelled now, not when their backoff ends.
         let pending: Vec<NodeIndex> = self
             .plan
             .order
             .iter()
             .copied()
-            .filter(|ix| matches!(self.st[ix.index()], St::Waiting | St::Runnable))
+            .filter(|ix| {
+                matches!(
+                    self.st[ix.index()],
+                    St::Waiting | St::Runnable | St::BackingOff
+                )
+            })
             .collect();
+        self.backing_off = 0;
         self.runnable.clear();
         for ix in pending {
             self.cancel_node(ix, &why)?;
@@ -1058,6 +1164,10 @@ impl<'a> Runner<'a> {
             s.end();
         }
         let _ = std::fs::remove_dir_all(self.opts.state_dir.join("scratch").join(&self.run_id));
+        if let Err(e) = crate::digest::save_file_id_cache() {
+            self.progress
+                .note(&format!("warning: cannot save the file digest cache: {e}"));
+        }
         self.progress.finish();
         let record = self.record.take().expect("run started");
         run::write_record(&self.run_dir, &record)?;

@@ -112,6 +112,15 @@ impl Operator for Load {
         Ok(())
     }
 
+    const READS_FILES: bool = true;
+
+    fn external_files(
+        c: &Self::Config,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Vec<zest_engine::operator::ExternalFile>> {
+        rt.block_on(crate::data::sources::fingerprint(&c.paths))
+    }
+
     fn run(c: &LoadConfig, ctx: &mut OpContext) -> Result<()> {
         let format = c
             .format

@@ -5,6 +5,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use zest_engine::operator::ExternalFile;
 
 /// One input file, local or in an S3 bucket.
 #[derive(Clone)]
@@ -67,6 +68,49 @@ impl Source {
                 .to_vec()),
         }
     }
+}
+
+/// The files that `patterns` name now, each with the identity of its content (local: its
+/// sha256, cached by size, times and inode; S3: its ETag and size), for cache keys.
+pub async fn fingerprint(patterns: &[String]) -> Result<Vec<ExternalFile>> {
+    let mut out = vec![];
+    for s in expand(patterns).await? {
+        let content = match &s.s3 {
+            None => zest_engine::digest::local_file_id(std::path::Path::new(&s.location))
+                .with_context(|| format!("cannot read {}", s.location))?,
+            Some((_, store)) => {
+                let m = store
+                    .head(&s.key())
+                    .await
+                    .with_context(|| format!("cannot read {}", s.location))?;
+                match m.e_tag {
+                    Some(tag) => format!("etag:{}:{}", tag.trim_matches('"'), m.size),
+                    // No ETag: the content itself.
+                    None => format!("sha256:{}", zest_engine::digest::sha256_hex(&s.read().await?)),
+                }
+            }
+        };
+        out.push(ExternalFile {
+            location: s.location,
+            content,
+        });
+    }
+    Ok(out)
+}
+
+/// [`fingerprint`] of local files that exist (missing ones are left out), for files that
+/// change what an operator does without being its data: libraries, models.
+pub fn fingerprint_present(paths: &[std::path::PathBuf]) -> Result<Vec<ExternalFile>> {
+    let mut out = vec![];
+    for p in paths.iter().filter(|p| p.is_file()) {
+        let p = p.canonicalize()?;
+        out.push(ExternalFile {
+            content: zest_engine::digest::local_file_id(&p)
+                .with_context(|| format!("cannot read {}", p.display()))?,
+            location: p.display().to_string(),
+        });
+    }
+    Ok(out)
 }
 
 /// Whether a path is a glob pattern.

@@ -447,6 +447,15 @@ impl Operator for Html {
         Ok(())
     }
 
+    const READS_FILES: bool = true;
+
+    fn external_files(
+        c: &Self::Config,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Vec<zest_engine::operator::ExternalFile>> {
+        rt.block_on(crate::data::sources::fingerprint(&c.paths))
+    }
+
     fn run(c: &HtmlConfig, ctx: &mut OpContext) -> Result<()> {
         let docs_dir = ctx.output_dir("docs")?.to_path_buf();
         let rejected_dir = ctx.output_dir("rejected")?.to_path_buf();

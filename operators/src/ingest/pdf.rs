@@ -696,6 +696,31 @@ impl Operator for IngestPdf {
         Ok(())
     }
 
+    const READS_FILES: bool = true;
+
+    /// The PDFs, and what turns them into text: the PDFium library that would be loaded and,
+    /// unless OCR is off, the Tesseract models of the chosen languages.
+    fn external_files(
+        c: &PdfConfig,
+        rt: &tokio::runtime::Handle,
+    ) -> Result<Vec<zest_engine::operator::ExternalFile>> {
+        let mut files = rt.block_on(sources::fingerprint(&c.paths))?;
+        let lib = super::pdfium::candidates().into_iter().find(|p| p.is_file());
+        let mut tools: Vec<std::path::PathBuf> = lib.into_iter().collect();
+        if c.ocr != OcrMode::Never {
+            let dir = c
+                .tessdata
+                .clone()
+                .or_else(|| std::env::var("TESSDATA_PREFIX").ok())
+                .unwrap_or_else(|| "/usr/share/tesseract-ocr/5/tessdata".into());
+            for lang in c.ocr_languages.iter().flat_map(|l| l.split('+')) {
+                tools.push(std::path::Path::new(&dir).join(format!("{lang}.traineddata")));
+            }
+        }
+        files.extend(sources::fingerprint_present(&tools)?);
+        Ok(files)
+    }
+
     fn run(c: &PdfConfig, ctx: &mut OpContext) -> Result<()> {
         let files = ctx.block_on(sources::expand(&c.paths))?;
         let docs_dir = ctx.output_dir("docs")?.to_path_buf();

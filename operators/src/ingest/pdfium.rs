@@ -64,7 +64,8 @@ pub struct Pdfium {
 
 static PDFIUM: OnceLock<std::result::Result<Pdfium, String>> = OnceLock::new();
 
-fn candidates() -> Vec<PathBuf> {
+/// Where the library is looked for, in order.
+pub fn candidates() -> Vec<PathBuf> {
     let mut c = vec![];
     if let Some(p) = std::env::var_os("ZEST_PDFIUM_LIB") {
         c.push(PathBuf::from(p));
