@@ -38,6 +38,12 @@ pub struct Provenance {
     pub op: String,
     /// Operator version.
     pub op_version: String,
+    /// Fingerprint of the operator's code.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub op_code: String,
+    /// Files read from outside the store, with the identity of their content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::operator::ExternalFile>,
     /// Canonical config.
     pub config: serde_json::Value,
     /// The node execution's cache key.
@@ -163,6 +169,15 @@ impl ArtifactStore {
             prefix: String::new(),
             download_dir: download_dir.to_path_buf(),
         })
+    }
+
+    /// Opens a store that must exist already: for commands that only read or check it, so
+    /// that a mistyped path is an error rather than a new, empty store.
+    pub fn open_existing(url: &str, s3: &S3Options, download_dir: &Path) -> Result<Self> {
+        if !url.contains("://") && !Path::new(url).is_dir() {
+            bail!("no store at {url}: the directory does not exist (check --store / ZEST_STORE)");
+        }
+        Self::open(url, s3, download_dir)
     }
 
     /// The store's URL (absolute path for local stores).
@@ -337,14 +352,22 @@ impl ArtifactStore {
         let out = self.output_ref(kind, &files, &meta);
         let digest = out.digest.clone();
         let mkey = manifest_key(&digest);
-        if self.exists(&mkey).await? {
+        // An artifact committed before is kept unless its bytes were damaged since: then
+        // these new, verified files replace them.
+        let existing = self.exists(&mkey).await?;
+        if existing && self.payload_intact(&digest, &files).await? {
             return Ok((out, false));
         }
         if let Some(root) = &self.local_root {
+            let art = root.join("artifacts").join(&digest);
+            if existing {
+                remove_tree(&art).with_context(|| {
+                    format!("store {}: removing the damaged {}", self.url, art.display())
+                })?;
+            }
             // Move the whole directory into place: no copy, and no inode churn, which
             // ext4 makes slow when many small nodes create and delete files. A payload
             // directory that is already there was moved there whole by an earlier writer.
-            let art = root.join("artifacts").join(&digest);
             if std::fs::rename(dir, &art).is_err() && !art.exists() {
                 // Another file system: copy into a staging directory, then move it.
                 let tmp = localfs::staging_name(&art);
@@ -356,7 +379,7 @@ impl ArtifactStore {
                 }
                 std::fs::create_dir_all(&tmp)?;
                 if std::fs::rename(&tmp, &art).is_err() {
-                    let _ = std::fs::remove_dir_all(&tmp);
+                    let _ = remove_tree(&tmp);
                     if !art.exists() {
                         bail!(
                             "store {}: cannot move {} into place",
@@ -366,6 +389,8 @@ impl ArtifactStore {
                     }
                 }
             }
+            seal(root, &digest, &files)
+                .with_context(|| format!("store {}: sealing {}", self.url, art.display()))?;
         } else {
             for (src, f) in &scanned {
                 self.put_file(src, &format!("artifacts/{digest}/{}", f.path))
@@ -382,8 +407,59 @@ impl ArtifactStore {
             provenance,
             created_at: now_rfc3339(),
         };
+        if existing {
+            // Repaired: the manifest too is written again, in case it was the damaged part.
+            self.put_json(&mkey, &manifest).await?;
+            return Ok((out, true));
+        }
         let created = self.put_json_if_absent(&mkey, &manifest).await?;
         Ok((out, created))
+    }
+
+    /// Whether the committed artifact `digest`, whose content is `files`, is still whole:
+    /// its manifest parses and hashes to its digest, and every payload file has the recorded
+    /// content (re-hashed locally; sizes checked remotely).
+    async fn payload_intact(&self, digest: &str, files: &[FileEntry]) -> Result<bool> {
+        let Ok(Some(m)) = self.get_json::<ArtifactManifest>(&manifest_key(digest)).await else {
+            return Ok(false);
+        };
+        if m.files != files || digest::tree_digest(m.kind.as_str(), &m.files) != digest {
+            return Ok(false);
+        }
+        match &self.local_root {
+            Some(root) => {
+                let dir = root.join("artifacts").join(digest);
+                for f in files {
+                    match digest::file_sha256(&dir.join(&f.path)) {
+                        Ok((size, sha)) if size == f.size && sha == f.sha256 => {}
+                        _ => return Ok(false),
+                    }
+                }
+                Ok(true)
+            }
+            None => {
+                for f in files {
+                    let rel = format!("artifacts/{digest}/{}", f.path);
+                    match self.store.head(&self.key(&rel)).await {
+                        Ok(meta) if meta.size == f.size => {}
+                        Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                        Err(e) => return Err(self.describe_err(&format!("checking {rel}"), e)),
+                    }
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// The cheap check made before a committed artifact is used (a cache hit, a resumed
+    /// node's output, an input): in a local store, the payload's files still have the size,
+    /// modification time and inode they were sealed with. A damaged artifact fails it, so
+    /// its producer runs again and replaces it.
+    pub fn quick_check(&self, digest: &str) -> Result<(), String> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        check_seal(root, digest)
     }
 
     /// Describes a small artifact given in memory (`(path, bytes)` pairs) whose payload goes
@@ -431,8 +507,34 @@ impl ArtifactStore {
     /// Commits an inline artifact: its manifest, put-if-absent (no existence check first:
     /// put-if-absent answers that in the same step). True if this call created it.
     pub async fn put_manifest(&self, manifest: &ArtifactManifest) -> Result<bool> {
-        self.put_json_if_absent(&manifest_key(&manifest.digest), manifest)
-            .await
+        let key = manifest_key(&manifest.digest);
+        if self.put_json_if_absent(&key, manifest).await? {
+            return Ok(true);
+        }
+        self.repair_inline(manifest).await
+    }
+
+    /// After an inline artifact was found committed already: if that manifest (or the files
+    /// written out from it) was damaged since, replace it with `manifest`. True if repaired.
+    async fn repair_inline(&self, manifest: &ArtifactManifest) -> Result<bool> {
+        let key = manifest_key(&manifest.digest);
+        let intact = match self.get_json::<ArtifactManifest>(&key).await {
+            Ok(Some(old)) => old.files == manifest.files && old.inline == manifest.inline,
+            _ => false,
+        };
+        let files_ok = self.quick_check(&manifest.digest).is_ok();
+        if intact && files_ok {
+            return Ok(false);
+        }
+        if let Some(root) = &self.local_root {
+            // Files written out from the manifest are written again from the new one.
+            remove_tree(&root.join("artifacts").join(&manifest.digest))?;
+            let _ = std::fs::remove_file(seal_path(root, &manifest.digest));
+        }
+        if !intact {
+            self.put_json(&key, manifest).await?;
+        }
+        Ok(true)
     }
 
     /// Commits an inline artifact and then the cache entry of the node that produced it.
@@ -468,8 +570,9 @@ impl ArtifactStore {
         if new && u.link(&root.join(&ckey)).unwrap_or(false) {
             return Ok(true);
         }
+        let repaired = !new && self.repair_inline(manifest).await?;
         self.cache_put(entry).await?;
-        Ok(new)
+        Ok(new || repaired)
     }
 
     async fn put_file(&self, src: &Path, rel: &str) -> Result<()> {
@@ -517,8 +620,16 @@ impl ArtifactStore {
         let dest = self.download_dir.join(digest);
         if let Ok(text) = std::fs::read(dest.join("manifest.json")) {
             if let Ok(m) = serde_json::from_slice::<ArtifactManifest>(&text) {
-                return Ok((dest.join("files"), m));
+                let files = dest.join("files");
+                let whole = m.files.iter().all(|f| {
+                    std::fs::metadata(files.join(&f.path)).is_ok_and(|md| md.len() == f.size)
+                });
+                if whole && check_seal_at(&dest.join("seal.json"), &files).is_ok() {
+                    return Ok((files, m));
+                }
             }
+            // A damaged download is fetched again.
+            remove_tree(&dest)?;
         }
         let manifest = self
             .manifest(digest)
@@ -527,7 +638,7 @@ impl ArtifactStore {
         let tmp = self
             .download_dir
             .join(format!(".{digest}.{}.tmp", localfs::pid()));
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = remove_tree(&tmp);
         std::fs::create_dir_all(tmp.join("files"))?;
         for f in &manifest.files {
             let rel = format!("artifacts/{digest}/{}", f.path);
@@ -554,12 +665,17 @@ impl ArtifactStore {
             std::fs::create_dir_all(p.parent().expect("has parent"))?;
             std::fs::write(&p, &bytes)?;
         }
+        make_read_only(&tmp.join("files"))?;
+        std::fs::write(
+            tmp.join("seal.json"),
+            serde_json::to_vec(&seal_of(&tmp.join("files"), &manifest.files)?)?,
+        )?;
         // The manifest is written last: its presence marks a complete download.
         std::fs::write(tmp.join("manifest.json"), serde_json::to_vec(&manifest)?)?;
         match std::fs::rename(&tmp, &dest) {
             Ok(()) => {}
             Err(_) if dest.join("manifest.json").exists() => {
-                let _ = std::fs::remove_dir_all(&tmp);
+                let _ = remove_tree(&tmp);
             }
             Err(e) => return Err(e.into()),
         }
@@ -587,6 +703,12 @@ impl ArtifactStore {
         };
         let files_dir = root.join("artifacts").join(digest);
         if files_dir.exists() || (manifest.inline.is_empty() && !manifest.files.is_empty()) {
+            if let Err(e) = check_seal(root, digest) {
+                bail!(
+                    "store {}: artifact {digest} is damaged ({e}); run its producer again to replace it",
+                    self.url
+                );
+            }
             return Ok((files_dir, manifest));
         }
         // Inline (or empty) artifact seen for the first time: write its files next to the
@@ -602,7 +724,7 @@ impl ArtifactStore {
                 )
             })?;
             if digest::sha256_hex(&bytes) != f.sha256 {
-                let _ = std::fs::remove_dir_all(&tmp);
+                let _ = remove_tree(&tmp);
                 bail!(
                     "store {}: inline payload {} of {digest} does not match its digest (corrupt or tampered)",
                     self.url,
@@ -614,10 +736,12 @@ impl ArtifactStore {
             std::fs::write(&p, &bytes)?;
         }
         if std::fs::rename(&tmp, &files_dir).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = remove_tree(&tmp);
             if !files_dir.exists() {
                 bail!("store {}: cannot write the files of {digest}", self.url);
             }
+        } else {
+            seal(root, digest, &manifest.files)?;
         }
         Ok((files_dir, manifest))
     }
@@ -633,10 +757,12 @@ impl ArtifactStore {
         Ok(Some(entry))
     }
 
-    /// Whether every output's artifact is committed (its manifest exists).
+    /// Whether every output's artifact is committed (its manifest exists) and passes the
+    /// [`ArtifactStore::quick_check`].
     pub async fn all_committed(&self, outputs: &BTreeMap<String, OutputRef>) -> Result<bool> {
         for o in outputs.values() {
-            if !self.exists(&manifest_key(&o.digest)).await? {
+            if !self.exists(&manifest_key(&o.digest)).await? || self.quick_check(&o.digest).is_err()
+            {
                 return Ok(false);
             }
         }
@@ -663,7 +789,7 @@ impl ArtifactStore {
     pub async fn verify(&self, digest: &str) -> Result<()> {
         if self.local_root.is_none() {
             // Check the store's bytes, not an earlier download.
-            let _ = std::fs::remove_dir_all(self.download_dir.join(digest));
+            let _ = remove_tree(&self.download_dir.join(digest));
         }
         let (files_dir, m) = self.materialize(digest).await?;
         for f in &m.files {
@@ -683,6 +809,27 @@ impl ArtifactStore {
         }
         if digest::tree_digest(m.kind.as_str(), &m.files) != digest {
             bail!("artifact {digest}: manifest does not hash to its digest");
+        }
+        if files_dir.exists() {
+            let mut found = 0usize;
+            let mut stack = vec![files_dir.clone()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d)? {
+                    let e = e?;
+                    if e.file_type()?.is_dir() {
+                        stack.push(e.path());
+                    } else {
+                        found += 1;
+                    }
+                }
+            }
+            if found != m.files.len() {
+                bail!(
+                    "artifact {digest}: {found} files in {} but {} in its manifest",
+                    files_dir.display(),
+                    m.files.len()
+                );
+            }
         }
         Ok(())
     }
@@ -710,6 +857,244 @@ impl ArtifactStore {
         out.sort();
         out.dedup();
         Ok(out)
+    }
+}
+
+/// What a local artifact's payload looked like when it was committed: every file's and
+/// directory's size, modification time and inode. Edits, truncation, removed and added files
+/// change one of them, so comparing is a cheap check before use; `store verify` re-hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Seal {
+    entries: Vec<(String, u64, i64, u64)>,
+}
+
+fn seal_path(root: &Path, digest: &str) -> PathBuf {
+    root.join("seals").join(format!("{digest}.json"))
+}
+
+fn stat_entry(p: &Path) -> std::io::Result<(u64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(p)?;
+    let size = if m.is_dir() { 0 } else { m.size() };
+    Ok((
+        size,
+        m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        m.ino(),
+    ))
+}
+
+/// Makes the payload in `dir` read-only and records its seal.
+fn seal_of(dir: &Path, files: &[FileEntry]) -> Result<Seal> {
+    let mut paths: std::collections::BTreeSet<String> = Default::default();
+    paths.insert(String::new());
+    for f in files {
+        let mut p = f.path.as_str();
+        paths.insert(p.to_string());
+        while let Some((parent, _)) = p.rsplit_once('/') {
+            paths.insert(parent.to_string());
+            p = parent;
+        }
+    }
+    let mut entries = vec![];
+    for p in paths {
+        let (size, mtime, ino) = stat_entry(&dir.join(&p))
+            .with_context(|| format!("reading {}", dir.join(&p).display()))?;
+        entries.push((p, size, mtime, ino));
+    }
+    Ok(Seal { entries })
+}
+
+/// Makes a committed local payload read-only and writes its seal.
+fn seal(root: &Path, digest: &str, files: &[FileEntry]) -> Result<()> {
+    let dir = root.join("artifacts").join(digest);
+    if !dir.exists() {
+        return Ok(());
+    }
+    make_read_only(&dir)?;
+    let seal = seal_of(&dir, files)?;
+    localfs::put_replace(&seal_path(root, digest), &serde_json::to_vec(&seal)?)?;
+    Ok(())
+}
+
+fn check_seal(root: &Path, digest: &str) -> std::result::Result<(), String> {
+    check_seal_at(&seal_path(root, digest), &root.join("artifacts").join(digest))
+}
+
+/// Compares `dir` with the seal at `seal`; no seal (an artifact never written out, or one
+/// from an older store) passes.
+fn check_seal_at(seal: &Path, dir: &Path) -> std::result::Result<(), String> {
+    let Ok(bytes) = std::fs::read(seal) else {
+        return Ok(());
+    };
+    let seal: Seal =
+        serde_json::from_slice(&bytes).map_err(|e| format!("its seal is unreadable: {e}"))?;
+    for (p, size, mtime, ino) in &seal.entries {
+        let name = if p.is_empty() { "its directory" } else { p };
+        match stat_entry(&dir.join(p)) {
+            Ok(now) if now == (*size, *mtime, *ino) => {}
+            Ok(_) if p.is_empty() || !dir.join(p).is_file() => {
+                return Err(format!("files were added or removed in {name}"))
+            }
+            Ok(_) => return Err(format!("`{name}` was changed after it was committed")),
+            Err(_) => return Err(format!("`{name}` was removed after it was committed")),
+        }
+    }
+    Ok(())
+}
+
+/// Removes write permission from every file and directory under `dir`.
+fn make_read_only(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![dir.to_path_buf()];
+    let mut dirs = vec![];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let ty = e.file_type()?;
+            if ty.is_dir() {
+                stack.push(e.path());
+            } else if ty.is_file() {
+                std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o444))?;
+            }
+        }
+        dirs.push(d);
+    }
+    // Directories last, deepest first, so that their mtimes are final when sealed.
+    for d in dirs.iter().rev() {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o555))?;
+    }
+    Ok(())
+}
+
+/// Removes a tree that may be read-only (a sealed payload); a missing one is fine.
+pub fn remove_tree(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.is_dir() {
+        return std::fs::remove_file(path);
+    }
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755));
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(path)
+}
+
+/// Whether process `pid` is alive.
+fn pid_alive(pid: u32) -> bool {
+    pid != 0 && unsafe { libc::kill(pid as libc::pid_t, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+}
+
+/// The pid in a staging name `.<name>.<pid>-<n>.tmp` or a download's `.<digest>.<pid>.tmp`.
+fn staging_pid(name: &str) -> Option<u32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, tail) = inner.rsplit_once('.')?;
+    tail.split('-').next()?.parse().ok()
+}
+
+/// Something an interrupted commit or download left in a local store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leftover {
+    /// The path.
+    pub path: PathBuf,
+    /// Bytes it holds.
+    pub bytes: u64,
+    /// What it is.
+    pub what: &'static str,
+}
+
+fn tree_bytes(p: &Path) -> u64 {
+    let Ok(m) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    if !m.is_dir() {
+        return m.len();
+    }
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+impl ArtifactStore {
+    /// What interrupted commits and downloads left behind in a local store: staging files
+    /// and directories of processes that are gone, and payload directories older than
+    /// `min_age` that no manifest names (a crash between payload and manifest). Remote
+    /// stores: only the local downloads directory is looked at.
+    pub fn leftovers(&self, min_age: std::time::Duration) -> Result<Vec<Leftover>> {
+        let mut out = vec![];
+        let mut dirs = vec![(self.download_dir.clone(), "interrupted download")];
+        if let Some(root) = &self.local_root {
+            for d in ["artifacts", "manifests", "cache", "seals", "runs"] {
+                dirs.push((root.join(d), "temporary file of an interrupted commit"));
+            }
+        }
+        for (dir, what) in dirs {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = staging_pid(&name) {
+                    if !pid_alive(pid) {
+                        out.push(Leftover {
+                            bytes: tree_bytes(&e.path()),
+                            path: e.path(),
+                            what,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(root) = &self.local_root {
+            for e in std::fs::read_dir(root.join("artifacts")).into_iter().flatten().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !is_digest(&name) || root.join(manifest_key(&name)).exists() {
+                    continue;
+                }
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|a| a >= min_age);
+                if old {
+                    out.push(Leftover {
+                        bytes: tree_bytes(&e.path()),
+                        path: e.path(),
+                        what: "payload without a manifest (an interrupted commit)",
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Removes [`ArtifactStore::leftovers`]; returns what was removed.
+    pub fn gc(&self, min_age: std::time::Duration) -> Result<Vec<Leftover>> {
+        let found = self.leftovers(min_age)?;
+        for l in &found {
+            remove_tree(&l.path).with_context(|| format!("removing {}", l.path.display()))?;
+        }
+        Ok(found)
     }
 }
 
