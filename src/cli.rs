@@ -139,9 +139,12 @@ pub enum RunsAction {
 pub enum StoreAction {
     /// Re-hash every committed artifact (or the given ones) and compare with its manifest.
     Verify {
-        /// Digests to check (default: all).
+        /// Digests to check (default: all, and leftovers of interrupted commits).
         digests: Vec<String>,
     },
+    /// Remove what interrupted commits and downloads left behind (older than 10 minutes,
+    /// of processes that are gone) and the scratch space of runs that are not running.
+    Gc,
 }
 
 #[derive(Subcommand, Debug)]

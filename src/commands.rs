@@ -4,6 +4,7 @@ use crate::cli::{
     Cli, Command, ExecArgs, Global, GraphFormat, ModelAction, NodeAction, RunsAction, StoreAction,
 };
 use crate::machine;
+use crate::output::{err, errln, out, outln};
 use std::path::Path;
 
 use zest_engine::compile::{compile_file, compile_source};
@@ -30,13 +31,13 @@ pub fn node(action: &NodeAction, registry: &Registry) -> i32 {
         NodeAction::Worker => match zest_engine::worker::serve(registry) {
             Ok(()) => OK,
             Err(e) => {
-                eprintln!("zest node worker: {e:#}");
+                errln!("zest node worker: {e:#}");
                 NODE_FAILED
             }
         },
         NodeAction::Exec { task } => match zest_engine::worker::exec_one(registry, task) {
             Ok(r) => {
-                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                outln!("{}", serde_json::to_string(&r).unwrap_or_default());
                 if r.error.is_some() {
                     NODE_FAILED
                 } else {
@@ -44,7 +45,7 @@ pub fn node(action: &NodeAction, registry: &Registry) -> i32 {
                 }
             }
             Err(e) => {
-                eprintln!("zest node exec: {e:#}");
+                errln!("zest node exec: {e:#}");
                 INVALID
             }
         },
@@ -62,9 +63,9 @@ fn parse_overrides(params: &[String]) -> Result<Vec<(String, String)>, String> {
 }
 
 fn report_diags(d: &Diagnostics) {
-    eprint!("{}", d.render());
+    err!("{}", d.render());
     let n = d.items.len();
-    eprintln!("{}: {n} error{}", d.file, if n == 1 { "" } else { "s" });
+    errln!("{}: {n} error{}", d.file, if n == 1 { "" } else { "s" });
 }
 
 fn store_url(g: &Global) -> String {
@@ -119,7 +120,7 @@ pub async fn dispatch(cli: Cli, registry: Registry) -> i32 {
         } => graph_cmd(&file, format, &params, &registry),
         Command::Ops { name, json } => ops_cmd(name.as_deref(), json, &registry),
         Command::Schema => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&zest_engine::schema::dag_schema(&registry))
                     .unwrap_or_default()
@@ -129,6 +130,9 @@ pub async fn dispatch(cli: Cli, registry: Registry) -> i32 {
         Command::Store {
             action: StoreAction::Verify { digests },
         } => verify_cmd(&g, digests).await,
+        Command::Store {
+            action: StoreAction::Gc,
+        } => gc_cmd(&g).await,
         Command::Model {
             action: ModelAction::Info { dir, json },
         } => model_info_cmd(&dir, json),
@@ -144,24 +148,24 @@ fn model_info_cmd(dir: &std::path::Path, json: bool) -> i32 {
     let info = match zest_kernels::model_info::model_info(dir) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("zest: {e}");
+            errln!("zest: {e}");
             return INVALID;
         }
     };
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&info).unwrap_or_default()
         );
         return OK;
     }
     let opt = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
-    println!(
+    outln!(
         "architecture: {} ({})",
         info.architecture.as_deref().unwrap_or("?"),
         info.model_type.as_deref().unwrap_or("?")
     );
-    println!(
+    outln!(
         "layers: {}, hidden: {}, heads: {} (key/value: {}), vocabulary: {}",
         opt(info.layers),
         opt(info.hidden_size),
@@ -170,10 +174,10 @@ fn model_info_cmd(dir: &std::path::Path, json: bool) -> i32 {
         opt(info.vocab_size)
     );
     if let Some(r) = &info.rope_scaling {
-        println!("rope scaling: {r}");
+        outln!("rope scaling: {r}");
     }
     let dtypes: Vec<String> = info.dtypes.keys().cloned().collect();
-    println!(
+    outln!(
         "parameters: {} ({}) in {} file(s)",
         info.parameters,
         if dtypes.is_empty() {
@@ -183,7 +187,7 @@ fn model_info_cmd(dir: &std::path::Path, json: bool) -> i32 {
         },
         info.files.len()
     );
-    println!(
+    outln!(
         "tokenizer: {}{}",
         if info.tokenizer {
             "tokenizer.json"
@@ -201,7 +205,7 @@ fn model_info_cmd(dir: &std::path::Path, json: bool) -> i32 {
 
 fn compile_with(file: &Path, params: &[String], registry: &Registry) -> Result<Plan, i32> {
     let overrides = parse_overrides(params).map_err(|e| {
-        eprintln!("zest: {e}");
+        errln!("zest: {e}");
         INVALID
     })?;
     compile_file(file, &overrides, registry).map_err(|d| {
@@ -214,7 +218,7 @@ fn validate(files: &[std::path::PathBuf], params: &[String], registry: &Registry
     let mut code = OK;
     for f in files {
         match compile_with(f, params, registry) {
-            Ok(p) => println!("{}: ok ({} nodes)", f.display(), p.graph.node_count()),
+            Ok(p) => outln!("{}: ok ({} nodes)", f.display(), p.graph.node_count()),
             Err(c) => code = c,
         }
     }
@@ -272,7 +276,7 @@ async fn run_cmd(
     let opts = match exec_options(g, a, None) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("zest: {e}");
+            errln!("zest: {e}");
             return INVALID;
         }
     };
@@ -289,26 +293,32 @@ async fn resume_cmd(g: &Global, run_id: &str, a: &ExecArgs, registry: &Registry)
     let rec = match run::load_run(&g.state, run_id) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("zest: {e:#}");
+            errln!("zest: {e:#}");
             return INVALID;
         }
     };
     match rec.status {
         RunStatus::Succeeded => {
-            println!("run {run_id} already succeeded; nothing to resume");
+            outln!("run {run_id} already succeeded; nothing to resume");
             return OK;
         }
         RunStatus::Running => {
-            eprintln!("zest: run {run_id} is still running (pid {})", rec.pid);
+            errln!("zest: run {run_id} is still running (pid {})", rec.pid);
             return INVALID;
         }
         _ => {}
+    }
+    // What an earlier session of this run left running (a zest killed with -9 takes its
+    // workers down, but a process that escaped its group would still hold on to outputs).
+    let stopped = zest_engine::sandbox::stop_run_processes(run_id, std::time::Duration::from_secs(5));
+    if stopped > 0 {
+        errln!("zest: stopped {stopped} process(es) left running by an earlier session of run {run_id}");
     }
     let dir = run::RunDir::new(&g.state, run_id);
     let source = match std::fs::read_to_string(dir.dag_copy()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("zest: cannot read the DAG saved with run {run_id}: {e}");
+            errln!("zest: cannot read the DAG saved with run {run_id}: {e}");
             return INVALID;
         }
     };
@@ -327,7 +337,7 @@ async fn resume_cmd(g: &Global, run_id: &str, a: &ExecArgs, registry: &Registry)
     let opts = match exec_options(g, a, Some(&store)) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("zest: {e}");
+            errln!("zest: {e}");
             return INVALID;
         }
     };
@@ -335,10 +345,20 @@ async fn resume_cmd(g: &Global, run_id: &str, a: &ExecArgs, registry: &Registry)
 }
 
 async fn drive(plan: &Plan, start: Start, opts: &ExecOptions, a: &ExecArgs) -> i32 {
+    let missing = zest_engine::secret::missing(&zest_engine::secret::declared(&plan.params));
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|v| format!("${v}")).collect();
+        errln!(
+            "zest: the DAG's secret parameters read {}, which {} not set in the environment",
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" }
+        );
+        return INVALID;
+    }
     let tel = match Telemetry::from_env() {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("zest: warning: tracing disabled: {e:#}");
+            errln!("zest: warning: tracing disabled: {e:#}");
             None
         }
     };
@@ -352,7 +372,7 @@ async fn drive(plan: &Plan, start: Start, opts: &ExecOptions, a: &ExecArgs) -> i
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("zest: {e:#}");
+            errln!("zest: {e:#}");
             return INVALID;
         }
     };
@@ -365,7 +385,7 @@ async fn drive(plan: &Plan, start: Start, opts: &ExecOptions, a: &ExecArgs) -> i
             zest_engine::report::json(rec, &dir.path.join("logs"))
         };
         if let Err(e) = std::fs::write(path, body) {
-            eprintln!("zest: cannot write report {}: {e}", path.display());
+            errln!("zest: cannot write report {}: {e}", path.display());
         }
     }
     print_summary(rec, t0.elapsed(), &dir);
@@ -382,7 +402,7 @@ fn print_summary(rec: &RunRecord, took: std::time::Duration, dir: &run::RunDir) 
         .iter()
         .map(|(k, v)| format!("{v} {k}"))
         .collect();
-    println!(
+    outln!(
         "run {} {} in {}: {}",
         rec.run_id,
         rec.status.as_str(),
@@ -394,7 +414,7 @@ fn print_summary(rec: &RunRecord, took: std::time::Duration, dir: &run::RunDir) 
         .iter()
         .filter(|n| n.status == zest_engine::run::NodeStatus::Failed)
     {
-        println!(
+        outln!(
             "  failed: {} ({}): {}",
             n.node,
             n.op,
@@ -402,11 +422,11 @@ fn print_summary(rec: &RunRecord, took: std::time::Duration, dir: &run::RunDir) 
         );
         let log = dir.log(&n.node);
         if log.exists() {
-            println!("          log: {}", log.display());
+            outln!("          log: {}", log.display());
         }
     }
     if rec.status != RunStatus::Succeeded {
-        println!("  resume with: zest resume {}", rec.run_id);
+        outln!("  resume with: zest resume {}", rec.run_id);
     }
 }
 
@@ -422,10 +442,11 @@ async fn plan_cmd(
         Ok(p) => p,
         Err(c) => return c,
     };
+    zest_engine::digest::use_file_id_cache(&g.state.join("file-digests.json"));
     let (store, _) = match open_store(g, &store_url(g)) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("zest: {e:#}");
+            errln!("zest: {e:#}");
             return INVALID;
         }
     };
@@ -449,10 +470,17 @@ async fn plan_cmd(
         if blocked.is_none() {
             blocked = n.after.iter().find(|a| !known.contains_key(*a)).cloned();
         }
+        let files = match &blocked {
+            None => Some(scheduler::external_files(n).await),
+            Some(_) => None,
+        };
         let (action, why, key) = if let Some(up) = blocked {
             ("run", format!("upstream `{up}` will run"), None)
+        } else if let Some(Err(e)) = &files {
+            ("run", format!("cannot read its files: {e:#}"), None)
         } else {
-            let key = scheduler::cache_key(n, &inputs);
+            let files = files.and_then(Result::ok).unwrap_or_default();
+            let key = scheduler::cache_key(n, &inputs, &files);
             if !n.cache || no_cache {
                 (
                     "run",
@@ -488,7 +516,7 @@ async fn plan_cmd(
                         Some(key),
                     ),
                     Err(e) => {
-                        eprintln!("zest: {e:#}");
+                        errln!("zest: {e:#}");
                         return INVALID;
                     }
                 }
@@ -501,16 +529,16 @@ async fn plan_cmd(
             .iter()
             .map(|(id, op, act, why, key)| serde_json::json!({"node": id, "op": op, "action": act, "reason": why, "cache_key": key}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(4).max(4);
         let wo = rows.iter().map(|r| r.1.len()).max().unwrap_or(2).max(2);
-        println!("{:w$}  {:wo$}  {:6}  WHY", "NODE", "OP", "ACTION");
+        outln!("{:w$}  {:wo$}  {:6}  WHY", "NODE", "OP", "ACTION");
         for (id, op, act, why, _) in &rows {
-            println!("{id:w$}  {op:wo$}  {act:6}  {why}");
+            outln!("{id:w$}  {op:wo$}  {act:6}  {why}");
         }
         let cached = rows.iter().filter(|r| r.2 == "cached").count();
-        println!("{} to run, {cached} cached", rows.len() - cached);
+        outln!("{} to run, {cached} cached", rows.len() - cached);
     }
     OK
 }
@@ -519,7 +547,7 @@ fn runs_list(g: &Global, json: bool, limit: usize) -> i32 {
     let ids = match run::list_runs(&g.state) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("zest: {e:#}");
+            errln!("zest: {e:#}");
             return INVALID;
         }
     };
@@ -533,16 +561,16 @@ fn runs_list(g: &Global, json: bool, limit: usize) -> i32 {
             .iter()
             .map(|r| serde_json::json!({"run_id": r.run_id, "dag": r.dag, "status": r.status, "started_at": r.started_at, "ended_at": r.ended_at, "counts": r.counts(), "trace_id": r.trace_id}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return OK;
     }
-    println!(
+    outln!(
         "{:24}  {:20}  {:11}  {:24}  NODES",
         "RUN", "DAG", "STATUS", "STARTED"
     );
     for r in &recs {
         let counts: Vec<String> = r.counts().iter().map(|(k, v)| format!("{v} {k}")).collect();
-        println!(
+        outln!(
             "{:24}  {:20}  {:11}  {:24}  {}",
             r.run_id,
             r.dag,
@@ -558,15 +586,15 @@ fn runs_show(g: &Global, run_id: &str, json: bool) -> i32 {
     let rec = match run::load_run(&g.state, run_id) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("zest: {e:#}");
+            errln!("zest: {e:#}");
             return INVALID;
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&rec).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&rec).unwrap_or_default());
         return OK;
     }
-    println!(
+    outln!(
         "run      {}\ndag      {} ({})\nstatus   {}\nstarted  {}\nended    {}\nstore    {}",
         rec.run_id,
         rec.dag,
@@ -577,19 +605,19 @@ fn runs_show(g: &Global, run_id: &str, json: bool) -> i32 {
         rec.store
     );
     if let Some(t) = &rec.trace_id {
-        println!("trace    {t}");
+        outln!("trace    {t}");
     }
     if !rec.params.is_empty() {
-        println!("params   {}", serde_json::Value::Object(rec.params.clone()));
+        outln!("params   {}", serde_json::Value::Object(rec.params.clone()));
     }
-    println!();
+    outln!();
     let dir = run::RunDir::new(&g.state, run_id);
     for n in &rec.nodes {
         let dur = n
             .duration_s
             .map(|d| format_duration(std::time::Duration::from_secs_f64(d.max(0.0))))
             .unwrap_or_default();
-        println!(
+        outln!(
             "{:10} {} ({})  attempts {}  {}",
             n.status.as_str(),
             n.node,
@@ -598,16 +626,16 @@ fn runs_show(g: &Global, run_id: &str, json: bool) -> i32 {
             dur
         );
         for (p, o) in &n.outputs {
-            println!("             {p}: {} {}", o.digest, o.uri);
+            outln!("             {p}: {} {}", o.digest, o.uri);
         }
         if let Some(e) = &n.error {
             for l in e.lines() {
-                println!("             ! {l}");
+                outln!("             ! {l}");
             }
             if n.status == zest_engine::run::NodeStatus::Failed {
                 let log = dir.log(&n.node);
                 if log.exists() {
-                    println!("             log: {}", log.display());
+                    outln!("             log: {}", log.display());
                 }
             }
         }
@@ -619,7 +647,7 @@ async fn lineage_cmd(g: &Global, artifact: &str, json: bool) -> i32 {
     let digest = match zest_engine::lineage::resolve(artifact, &g.state) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("zest: {e:#}");
+            errln!("zest: {e:#}");
             return INVALID;
         }
     };
@@ -632,24 +660,24 @@ async fn lineage_cmd(g: &Global, artifact: &str, json: bool) -> i32 {
     let (store, _) = match open_store(g, &url) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("zest: {e:#}");
+            errln!("zest: {e:#}");
             return INVALID;
         }
     };
     match zest_engine::lineage::trace(&store, &digest).await {
         Ok(tree) if json => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&tree).unwrap_or_default()
             );
             OK
         }
         Ok(tree) => {
-            print!("{}", zest_engine::lineage::render(&tree));
+            out!("{}", zest_engine::lineage::render(&tree));
             OK
         }
         Err(e) => {
-            eprintln!("zest: {e:#}");
+            errln!("zest: {e:#}");
             NODE_FAILED
         }
     }
@@ -658,7 +686,7 @@ async fn lineage_cmd(g: &Global, artifact: &str, json: bool) -> i32 {
 fn graph_cmd(file: &Path, format: GraphFormat, params: &[String], registry: &Registry) -> i32 {
     match compile_with(file, params, registry) {
         Ok(p) => {
-            print!(
+            out!(
                 "{}",
                 if format == GraphFormat::Dot {
                     zest_engine::graph::dot(&p)
@@ -676,11 +704,11 @@ fn ops_cmd(name: Option<&str>, json: bool, registry: &Registry) -> i32 {
     let Some(name) = name else {
         if json {
             let v: Vec<serde_json::Value> = registry.iter().map(|o| serde_json::json!({"name": o.name(), "version": o.version(), "description": o.description()})).collect();
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         } else {
             let w = registry.names().map(str::len).max().unwrap_or(4);
             for o in registry.iter() {
-                println!("{:w$}  v{}  {}", o.name(), o.version(), o.description());
+                outln!("{:w$}  v{}  {}", o.name(), o.version(), o.description());
             }
         }
         return OK;
@@ -689,20 +717,20 @@ fn ops_cmd(name: Option<&str>, json: bool, registry: &Registry) -> i32 {
         let help = zest_engine::diag::did_you_mean(name, registry.names())
             .map(|h| format!(" ({h})"))
             .unwrap_or_default();
-        eprintln!("zest: unknown operator `{name}`{help}");
+        errln!("zest: unknown operator `{name}`{help}");
         return INVALID;
     };
     let schema = op.config_schema();
     let ports = op.ports(None).ok();
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"name": op.name(), "version": op.version(), "description": op.description(), "ports": ports, "config_schema": schema})).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"name": op.name(), "version": op.version(), "description": op.description(), "ports": ports, "config_schema": schema})).unwrap_or_default());
         return OK;
     }
-    println!("{} v{}\n  {}\n", op.name(), op.version(), op.description());
+    outln!("{} v{}\n  {}\n", op.name(), op.version(), op.description());
     if let Some(p) = ports {
-        println!("inputs:");
+        outln!("inputs:");
         for i in &p.inputs {
-            println!(
+            outln!(
                 "  {} ({}{}){}  {}",
                 i.name,
                 i.ty,
@@ -712,38 +740,108 @@ fn ops_cmd(name: Option<&str>, json: bool, registry: &Registry) -> i32 {
             );
         }
         if let Some(t) = p.other_inputs {
-            println!("  <any name> ({t}, many)");
+            outln!("  <any name> ({t}, many)");
         }
         if p.inputs.is_empty() && p.other_inputs.is_none() {
-            println!("  none");
+            outln!("  none");
         }
-        println!("outputs:");
+        outln!("outputs:");
         for o in &p.outputs {
-            println!("  {} ({})  {}", o.name, o.ty, o.help);
+            outln!("  {} ({})  {}", o.name, o.ty, o.help);
         }
     } else {
-        println!("ports depend on the config");
+        outln!("ports depend on the config");
     }
-    println!(
+    outln!(
         "\nconfig (`with:`), JSON Schema:\n{}",
         serde_json::to_string_pretty(&schema).unwrap_or_default()
     );
     OK
 }
 
-async fn verify_cmd(g: &Global, digests: Vec<String>) -> i32 {
-    let (store, _) = match open_store(g, &store_url(g)) {
+/// Opens the store for a command that only inspects or cleans it: it must exist.
+fn open_existing_store(g: &Global) -> anyhow::Result<ArtifactStore> {
+    let s3 = S3Options {
+        endpoint: g.s3_endpoint.clone(),
+    };
+    let download_dir = g.state.join("downloads");
+    ArtifactStore::open_existing(&store_url(g), &s3, &download_dir)
+}
+
+/// Leftovers younger than this may belong to a commit in progress.
+const GC_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn gc_cmd(g: &Global) -> i32 {
+    let store = match open_existing_store(g) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("zest: {e:#}");
+            errln!("zest: {e:#}");
             return INVALID;
         }
     };
+    let mut removed = match store.gc(GC_MIN_AGE) {
+        Ok(r) => r
+            .into_iter()
+            .map(|l| (l.path, l.bytes, l.what))
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            errln!("zest: {e:#}");
+            return NODE_FAILED;
+        }
+    };
+    // Scratch space of runs that are not running (a zest killed mid-run leaves it).
+    let scratch = g.state.join("scratch");
+    for e in std::fs::read_dir(&scratch).into_iter().flatten().flatten() {
+        let id = e.file_name().to_string_lossy().into_owned();
+        let running = run::load_run(&g.state, &id).is_ok_and(|r| r.status == RunStatus::Running);
+        if !running {
+            let bytes = dir_bytes(&e.path());
+            if zest_engine::store::remove_tree(&e.path()).is_ok() {
+                removed.push((e.path(), bytes, "scratch space of a finished run"));
+            }
+        }
+    }
+    for (p, b, what) in &removed {
+        outln!("removed {} ({}): {what}", p.display(), zest_engine::units::format_bytes(*b));
+    }
+    let total: u64 = removed.iter().map(|r| r.1).sum();
+    outln!(
+        "{} leftover(s) removed, {} freed",
+        removed.len(),
+        zest_engine::units::format_bytes(total)
+    );
+    OK
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+async fn verify_cmd(g: &Global, digests: Vec<String>) -> i32 {
+    let store = match open_existing_store(g) {
+        Ok(s) => s,
+        Err(e) => {
+            errln!("zest: {e:#}");
+            return INVALID;
+        }
+    };
+    let check_all = digests.is_empty();
     let digests = if digests.is_empty() {
         match store.list_artifacts().await {
             Ok(d) => d,
             Err(e) => {
-                eprintln!("zest: {e:#}");
+                errln!("zest: {e:#}");
                 return NODE_FAILED;
             }
         }
@@ -753,11 +851,30 @@ async fn verify_cmd(g: &Global, digests: Vec<String>) -> i32 {
     let mut bad = 0;
     for d in &digests {
         if let Err(e) = store.verify(d).await {
-            println!("BAD  {d}: {e:#}");
+            outln!("BAD  {d}: {e:#}");
             bad += 1;
         }
     }
-    println!("{} artifact(s) checked, {bad} bad", digests.len());
+    outln!("{} artifact(s) checked, {bad} bad", digests.len());
+    if check_all {
+        match store.leftovers(GC_MIN_AGE) {
+            Ok(l) if !l.is_empty() => {
+                for x in &l {
+                    outln!("LEFT {}: {}", x.path.display(), x.what);
+                }
+                outln!(
+                    "{} leftover(s) of interrupted commits or downloads: `zest store gc` removes them",
+                    l.len()
+                );
+                bad += l.len();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                errln!("zest: {e:#}");
+                bad += 1;
+            }
+        }
+    }
     if bad > 0 {
         NODE_FAILED
     } else {

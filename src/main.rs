@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod machine;
+mod output;
 mod torch_exec;
 
 use clap::Parser;

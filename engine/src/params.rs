@@ -18,6 +18,16 @@ pub enum ParamType {
     Bool,
     /// A list of values.
     List,
+    /// A secret read from an environment variable: never written anywhere (see
+    /// [`secret_ref`]).
+    Secret,
+}
+
+/// What `${params.NAME}` of a secret parameter becomes in configs: a reference to the
+/// environment variable, resolved inside the worker just before the operator runs (see
+/// [`crate::secret`]). Configs, cache keys, manifests and records hold only this.
+pub fn secret_ref(env: &str) -> String {
+    format!("${{secrets.{env}}}")
 }
 
 impl ParamType {
@@ -28,6 +38,7 @@ impl ParamType {
             "string" | "str" => ParamType::String,
             "bool" | "boolean" => ParamType::Bool,
             "list" | "array" => ParamType::List,
+            "secret" => ParamType::Secret,
             _ => return None,
         })
     }
@@ -40,6 +51,7 @@ impl ParamType {
             ParamType::String => "string",
             ParamType::Bool => "bool",
             ParamType::List => "list",
+            ParamType::Secret => "secret",
         }
     }
 
@@ -100,6 +112,8 @@ pub struct ParamSpec {
     pub default: Option<J>,
     /// Help text.
     pub help: Option<String>,
+    /// For secrets: the environment variable the value is read from.
+    pub env: Option<String>,
     /// The value in force: the override, else the default. `None` if neither was given.
     pub value: Option<J>,
 }
@@ -138,6 +152,13 @@ pub fn parse_params(
         let Some(p) = out.iter_mut().find(|p| &p.name == name) else {
             continue; // reported below
         };
+        if p.ty == ParamType::Secret {
+            errs.push(Diagnostic::global(format!(
+                "--param {name}: `{name}` is a secret, read from ${} only: a command line is visible to other users and kept in run records",
+                p.env.as_deref().unwrap_or("")
+            )));
+            continue;
+        }
         let parsed = parse_cli_value(raw, p.ty);
         match parsed.and_then(|v| p.ty.coerce(v)) {
             Ok(v) => p.value = Some(v),
@@ -206,16 +227,27 @@ fn parse_one(name: &str, pos: Pos, v: &YValue, errs: &mut Vec<Diagnostic>) -> Op
             ty: ParamType::of(&j),
             default: Some(j.clone()),
             help: None,
+            env: None,
             value: Some(j),
         });
     };
     crate::spec::check_keys(
         m,
-        &["type", "default", "help"],
+        &["type", "default", "help", "env"],
         &format!("parameter `{name}`"),
         errs,
     );
     let get = |k: &str| m.iter().find(|(kk, _)| kk.name == k).map(|(_, v)| v);
+    if get("type").and_then(YValue::as_str) == Some("secret") {
+        return parse_secret(name, pos, get("env"), get("default"), get("help"), errs);
+    }
+    if let Some(e) = get("env") {
+        errs.push(Diagnostic::at(
+            e.pos,
+            format!("parameter `{name}`: `env` is only for `type: secret`"),
+        ));
+        return None;
+    }
     let default = get("default").map(YValue::to_json).filter(|d| !d.is_null());
     let ty = match get("type") {
         Some(t) => match t.as_str().and_then(ParamType::parse) {
@@ -223,11 +255,11 @@ fn parse_one(name: &str, pos: Pos, v: &YValue, errs: &mut Vec<Diagnostic>) -> Op
             None => {
                 let help = t
                     .as_str()
-                    .and_then(|s| did_you_mean(s, ["int", "float", "string", "bool", "list"]));
+                    .and_then(|s| did_you_mean(s, ["int", "float", "string", "bool", "list", "secret"]));
                 errs.push(
                     Diagnostic::at(
                         t.pos,
-                        "parameter `type` must be one of int, float, string, bool, list",
+                        "parameter `type` must be one of int, float, string, bool, list, secret",
                     )
                     .with_help(help),
                 );
@@ -265,31 +297,206 @@ fn parse_one(name: &str, pos: Pos, v: &YValue, errs: &mut Vec<Diagnostic>) -> Op
         value: default.clone(),
         default,
         help,
+        env: None,
     })
+}
+
+fn parse_secret(
+    name: &str,
+    pos: Pos,
+    env: Option<&YValue>,
+    default: Option<&YValue>,
+    help: Option<&YValue>,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<ParamSpec> {
+    if let Some(d) = default {
+        errs.push(Diagnostic::at(
+            d.pos,
+            format!("secret parameter `{name}` cannot have a default: its value comes from `env` only"),
+        ));
+        return None;
+    }
+    let Some(env) = env else {
+        errs.push(
+            Diagnostic::at(pos, format!("secret parameter `{name}` needs `env`: the environment variable to read it from"))
+                .with_help(Some(format!("e.g. `{name}: {{type: secret, env: OPENAI_API_KEY}}`"))),
+        );
+        return None;
+    };
+    let var = match env.as_str() {
+        Some(v)
+            if !v.is_empty()
+                && !v.starts_with(|c: char| c.is_ascii_digit())
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+        {
+            v.to_string()
+        }
+        _ => {
+            errs.push(Diagnostic::at(
+                env.pos,
+                format!("`env` of secret parameter `{name}` must be an environment variable name (letters, digits, `_`)"),
+            ));
+            return None;
+        }
+    };
+    let reference = J::String(secret_ref(&var));
+    Some(ParamSpec {
+        name: name.into(),
+        pos,
+        ty: ParamType::Secret,
+        default: None,
+        help: help.and_then(|h| h.as_str().map(str::to_string)),
+        env: Some(var),
+        value: Some(reference),
+    })
+}
+
+/// How a parameter's value is written into the text of a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quoting {
+    /// As it is.
+    Plain,
+    /// The string is a `sh` script: the value is quoted for the place it stands in (outside
+    /// quotes, inside `"…"` or inside `'…'`), so it is always one literal word and can never
+    /// run as code. A secret becomes a quoted expansion of its environment variable, so the
+    /// script's text never holds its value.
+    Shell,
 }
 
 /// Replaces `${params.name}` in every string of `v`. A string that is exactly one reference
 /// takes the parameter's typed value; otherwise the value is formatted into the text.
 /// `$${` stands for a literal `${`.
 pub fn substitute(v: &YValue, params: &[ParamSpec], errs: &mut Vec<Diagnostic>) -> YValue {
+    substitute_in(v, params, errs, &mut vec![], &|_| Quoting::Plain)
+}
+
+/// [`substitute`], with each string's [`Quoting`] chosen by `quoting` from its path of
+/// mapping keys (sequence items add no key) below `v`.
+pub fn substitute_in(
+    v: &YValue,
+    params: &[ParamSpec],
+    errs: &mut Vec<Diagnostic>,
+    path: &mut Vec<String>,
+    quoting: &dyn Fn(&[String]) -> Quoting,
+) -> YValue {
     match &v.kind {
         YKind::Scalar(Scalar::Str { value, plain }) if value.contains("${") => {
-            substitute_str(value, *plain, v.pos, params, errs)
+            substitute_str(value, *plain, v.pos, params, errs, quoting(path))
         }
         YKind::Seq(items) => YValue {
             pos: v.pos,
-            kind: YKind::Seq(items.iter().map(|i| substitute(i, params, errs)).collect()),
+            kind: YKind::Seq(
+                items
+                    .iter()
+                    .map(|i| substitute_in(i, params, errs, path, quoting))
+                    .collect(),
+            ),
         },
         YKind::Map(entries) => YValue {
             pos: v.pos,
             kind: YKind::Map(
                 entries
                     .iter()
-                    .map(|(k, x)| (k.clone(), substitute(x, params, errs)))
+                    .map(|(k, x)| {
+                        path.push(k.name.clone());
+                        let out = substitute_in(x, params, errs, path, quoting);
+                        path.pop();
+                        (k.clone(), out)
+                    })
                     .collect(),
             ),
         },
         _ => v.clone(),
+    }
+}
+
+/// `n` with `$ref: "#/$defs/Name"` followed (schemars puts nested types there).
+fn resolve_ref<'a>(schema: &'a J, mut n: &'a J) -> &'a J {
+    for _ in 0..8 {
+        let Some(name) = n
+            .get("$ref")
+            .and_then(J::as_str)
+            .and_then(|r| r.strip_prefix("#/$defs/"))
+        else {
+            break;
+        };
+        match schema.get("$defs").and_then(|d| d.get(name)) {
+            Some(t) => n = t,
+            None => break,
+        }
+    }
+    n
+}
+
+/// The [`Quoting`] of the config field at `path` (mapping keys) under the config's JSON
+/// Schema: [`Quoting::Shell`] where the field's schema says `"x-zest-template": "shell"`.
+pub fn quoting_in_schema(schema: &J, path: &[String]) -> Quoting {
+    let mut node = resolve_ref(schema, schema);
+    for key in path {
+        match node.get("properties").and_then(|p| p.get(key)) {
+            Some(n) => node = resolve_ref(schema, n),
+            None => return Quoting::Plain,
+        }
+    }
+    if node.get("x-zest-template").and_then(J::as_str) == Some("shell") {
+        Quoting::Shell
+    } else {
+        Quoting::Plain
+    }
+}
+
+/// The quoting context `sh` is in at the end of `script`: outside quotes, inside `"…"`, or
+/// inside `'…'`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShellContext {
+    Bare,
+    Double,
+    Single,
+}
+
+fn shell_context(script: &str) -> ShellContext {
+    let mut ctx = ShellContext::Bare;
+    let mut chars = script.chars();
+    while let Some(c) = chars.next() {
+        match (ctx, c) {
+            (ShellContext::Bare, '\\') | (ShellContext::Double, '\\') => {
+                chars.next();
+            }
+            (ShellContext::Bare, '\'') => ctx = ShellContext::Single,
+            (ShellContext::Bare, '"') => ctx = ShellContext::Double,
+            (ShellContext::Single, '\'') => ctx = ShellContext::Bare,
+            (ShellContext::Double, '"') => ctx = ShellContext::Bare,
+            _ => {}
+        }
+    }
+    ctx
+}
+
+/// `text` written so that `sh`, reading it at the end of `script_so_far`, takes it
+/// literally.
+fn shell_quote(text: &str, script_so_far: &str) -> String {
+    match shell_context(script_so_far) {
+        ShellContext::Bare => format!("'{}'", text.replace('\'', "'\\''")),
+        ShellContext::Single => text.replace('\'', "'\\''"),
+        ShellContext::Double => {
+            let mut out = String::with_capacity(text.len());
+            for c in text.chars() {
+                if matches!(c, '"' | '\\' | '$' | '`') {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out
+        }
+    }
+}
+
+/// A quoted expansion of environment variable `var` at the end of `script_so_far`.
+fn shell_expansion(var: &str, script_so_far: &str) -> String {
+    match shell_context(script_so_far) {
+        ShellContext::Bare => format!("\"${{{var}}}\""),
+        ShellContext::Double => format!("${{{var}}}"),
+        ShellContext::Single => format!("'\"${{{var}}}\"'"),
     }
 }
 
@@ -299,6 +506,7 @@ fn substitute_str(
     pos: Pos,
     params: &[ParamSpec],
     errs: &mut Vec<Diagnostic>,
+    quoting: Quoting,
 ) -> YValue {
     let mut out = String::new();
     let mut rest = s;
@@ -329,9 +537,13 @@ fn substitute_str(
             };
         };
         let expr = rest[i + 2..i + end].trim();
+        let mut secret_env = None;
         let value = match expr.strip_prefix("params.") {
             Some(name) => match params.iter().find(|p| p.name == name) {
-                Some(p) => p.value.clone(),
+                Some(p) => {
+                    secret_env = p.env.clone();
+                    p.value.clone()
+                }
                 None => {
                     let help = did_you_mean(name, params.iter().map(|p| p.name.as_str()));
                     errs.push(
@@ -349,14 +561,19 @@ fn substitute_str(
                 None
             }
         };
-        if i == 0 && end + 1 == rest.len() && offset == 0 {
+        if i == 0 && end + 1 == rest.len() && offset == 0 && quoting == Quoting::Plain {
             whole = value.clone();
         }
-        match value {
-            Some(J::String(t)) => out.push_str(&t),
-            Some(J::Array(a)) => out.push_str(&serde_json::to_string(&a).unwrap_or_default()),
-            Some(other) => out.push_str(&other.to_string()),
-            None => {}
+        let text = match value {
+            Some(J::String(t)) => t,
+            Some(J::Array(a)) => serde_json::to_string(&a).unwrap_or_default(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        match (quoting, &secret_env) {
+            (Quoting::Plain, _) => out.push_str(&text),
+            (Quoting::Shell, Some(var)) => out.push_str(&shell_expansion(var, &out)),
+            (Quoting::Shell, None) => out.push_str(&shell_quote(&text, &out)),
         }
         offset += i + end + 1;
         rest = &rest[i + end + 1..];
@@ -399,6 +616,56 @@ mod tests {
         let (_, e) = params("n: {type: int, default: 3}\n", &[("m", "1")]);
         assert_eq!(e[0].help.as_deref(), Some("did you mean `n`?"));
         assert!(e[0].message.contains("declares no parameter `m`"));
+    }
+
+    #[test]
+    fn shell_quoting_follows_the_context() {
+        let (p, _) = params("name: \"x'; rm -rf / #\"\n", &[]);
+        let sub = |src: &str| {
+            let v = crate::yaml::parse(src).unwrap();
+            let mut errs = vec![];
+            let out = substitute_in(&v, &p, &mut errs, &mut vec![], &|_| Quoting::Shell);
+            assert!(errs.is_empty(), "{errs:?}");
+            out.to_json()["run"].as_str().unwrap().to_string()
+        };
+        assert_eq!(sub("run: echo ${params.name}\n"), r#"echo 'x'\''; rm -rf / #'"#);
+        assert_eq!(
+            sub("run: 'echo \"${params.name}\"'\n"),
+            r#"echo "x'; rm -rf / #""#
+        );
+        assert_eq!(
+            sub("run: \"echo '${params.name}'\"\n"),
+            r#"echo 'x'\''; rm -rf / #'"#
+        );
+        let (p, _) = params("n: 'a\"$b`c\\'\n", &[]);
+        let v = crate::yaml::parse("run: 'echo \"${params.n}\"'\n").unwrap();
+        let out = substitute_in(&v, &p, &mut vec![], &mut vec![], &|_| Quoting::Shell);
+        assert_eq!(out.to_json()["run"], J::from(r#"echo "a\"\$b\`c\\""#));
+    }
+
+    #[test]
+    fn secrets_become_references_and_refuse_overrides() {
+        let (p, e) = params("k: {type: secret, env: OPENAI_API_KEY}\n", &[]);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(p[0].value, Some(J::from("${secrets.OPENAI_API_KEY}")));
+        let (_, e) = params("k: {type: secret, env: OPENAI_API_KEY}\n", &[("k", "v")]);
+        assert!(e[0].message.contains("is a secret"), "{e:?}");
+        let (_, e) = params("k: {type: secret}\n", &[]);
+        assert!(e[0].message.contains("needs `env`"), "{e:?}");
+        let (_, e) = params("k: {type: secret, env: X, default: y}\n", &[]);
+        assert!(e[0].message.contains("cannot have a default"), "{e:?}");
+        let v = crate::yaml::parse("run: curl -H \"A: ${params.k}\"\nenv: ${params.k}\n").unwrap();
+        let (p, _) = params("k: {type: secret, env: OPENAI_API_KEY}\n", &[]);
+        let out = substitute_in(&v, &p, &mut vec![], &mut vec![], &|path| {
+            if path == ["run"] {
+                Quoting::Shell
+            } else {
+                Quoting::Plain
+            }
+        })
+        .to_json();
+        assert_eq!(out["run"], J::from(r#"curl -H "A: ${OPENAI_API_KEY}""#));
+        assert_eq!(out["env"], J::from("${secrets.OPENAI_API_KEY}"));
     }
 
     #[test]

@@ -44,7 +44,13 @@ pub struct Job {
     pub task: Task,
     /// Its time limit, counted from when the worker starts it.
     pub timeout: Option<Duration>,
+    /// Its memory limit in bytes (0: none): the worker's process group is killed when its
+    /// resident memory goes over it.
+    pub memory: u64,
 }
+
+/// How often the memory of a worker running a job with a memory limit is looked at.
+const MEMORY_CHECK: Duration = Duration::from_millis(100);
 
 /// What a driver tells the scheduler.
 #[derive(Debug)]
@@ -323,6 +329,8 @@ async fn drive(
     let mut queue: VecDeque<Job> = VecDeque::new();
     let mut deadline: Option<Instant> = None;
     let mut open = true;
+    let mut memory_check = tokio::time::interval(MEMORY_CHECK);
+    memory_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let far = || Instant::now() + Duration::from_secs(86_400 * 365);
     loop {
         if !open && queue.is_empty() {
@@ -384,6 +392,20 @@ async fn drive(
                 w.kill().await;
                 let t = queue.front().and_then(|j| j.timeout).unwrap_or_default();
                 Some(Outcome::TimedOut(t))
+            }
+            _ = memory_check.tick(), if queue.front().is_some_and(|j| j.memory > 0) => {
+                let limit = queue.front().map(|j| j.memory).unwrap_or(0);
+                let used = crate::sandbox::group_rss(w.pid);
+                if used > limit {
+                    w.kill().await;
+                    Some(Outcome::Died(format!(
+                        "used {} of memory, over its limit of {} (resources.memory), and was killed",
+                        crate::units::format_bytes(used),
+                        crate::units::format_bytes(limit)
+                    )))
+                } else {
+                    None
+                }
             }
             _ = async { while cancel.changed().await.is_ok() { if *cancel.borrow() { return; } } std::future::pending::<()>().await } => {
                 w.kill().await;

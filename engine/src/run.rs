@@ -564,8 +564,24 @@ fn pid_alive(pid: u32) -> bool {
     unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
 }
 
+/// Checks that `run_id` is a run id (letters, digits, `-`, `_`, `.`, not starting with
+/// `.`), so that it can never name a path outside the state directory.
+pub fn check_run_id(run_id: &str) -> Result<()> {
+    let ok = !run_id.is_empty()
+        && run_id.len() <= 128
+        && !run_id.starts_with('.')
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        bail!("`{run_id}` is not a run id (like 20261125-121300-123-ab12); `zest runs` lists them");
+    }
+    Ok(())
+}
+
 /// Loads a run record: the final `record.json` if present, else the journal.
 pub fn load_run(state_dir: &Path, run_id: &str) -> Result<RunRecord> {
+    check_run_id(run_id)?;
     let dir = RunDir::new(state_dir, run_id);
     if !dir.path.exists() {
         bail!("no run `{run_id}` in {}", state_dir.join("runs").display());

@@ -105,8 +105,17 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "Ti" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         u => return Err(format!("invalid memory size `{text}`: unknown unit `{u}` (use KiB, MiB, GiB, TiB or K, M, G, T)")),
     };
-    Ok((n * scale).round() as u64)
+    let bytes = n * scale;
+    if !bytes.is_finite() || bytes > MAX_BYTES as f64 {
+        return Err(format!(
+            "memory size `{text}` is larger than any machine (the most is 1024TiB)"
+        ));
+    }
+    Ok(bytes.round() as u64)
 }
+
+/// The largest memory size accepted (1 PiB): anything larger is a typo.
+pub const MAX_BYTES: u64 = 1 << 50;
 
 /// Formats bytes with binary units.
 pub fn format_bytes(b: u64) -> String {

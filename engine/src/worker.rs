@@ -61,6 +61,9 @@ pub struct Task {
     pub config: serde_json::Value,
     /// Cache key of this execution.
     pub cache_key: String,
+    /// Files the node reads from outside the store (in the cache key), for provenance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::operator::ExternalFile>,
     /// 1-based attempt.
     pub attempt: u32,
     /// Inputs by port.
@@ -76,6 +79,11 @@ pub struct Task {
     pub log: PathBuf,
     /// Extra environment for child processes.
     pub env: BTreeMap<String, String>,
+    /// Environment variables holding the DAG's secrets (names only: the worker reads the
+    /// values from its own environment, resolves `${secrets.VAR}` in the config with them and
+    /// redacts them from everything it writes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     /// Trace id of the run (hex), empty if untraced.
     pub trace_id: String,
     /// Span id of the node span (hex), empty if untraced.
@@ -120,8 +128,19 @@ pub fn execute(
     rt: &tokio::runtime::Runtime,
     stores: &mut HashMap<String, ArtifactStore>,
 ) -> TaskResult {
+    execute_with_tail(task, registry, rt, stores, None)
+}
+
+fn execute_with_tail(
+    task: &Task,
+    registry: &Registry,
+    rt: &tokio::runtime::Runtime,
+    stores: &mut HashMap<String, ArtifactStore>,
+    tail: Option<Arc<dyn Fn(usize) -> String + Send + Sync>>,
+) -> TaskResult {
     let mut made = vec![];
-    let r = execute_inner(task, registry, rt, stores, &mut made);
+    let redactor = crate::secret::Redactor::from_env(&task.secrets);
+    let r = execute_inner(task, registry, rt, stores, &mut made, &redactor, tail);
     // Committed outputs were moved into the store; remove what is left.
     for p in made {
         let _ = std::fs::remove_dir_all(&p);
@@ -133,7 +152,7 @@ pub fn execute(
             error: None,
         },
         Err(e) => TaskResult {
-            error: Some(format!("{e:#}")),
+            error: Some(redactor.redact(&format!("{e:#}"))),
             ..Default::default()
         },
     }
@@ -145,6 +164,8 @@ fn execute_inner(
     rt: &tokio::runtime::Runtime,
     stores: &mut HashMap<String, ArtifactStore>,
     made: &mut Vec<PathBuf>,
+    redactor: &crate::secret::Redactor,
+    tail: Option<Arc<dyn Fn(usize) -> String + Send + Sync>>,
 ) -> Result<(BTreeMap<String, OutputRef>, Vec<String>)> {
     let op = registry
         .get(&task.op)
@@ -205,9 +226,12 @@ fn execute_inner(
         small: BTreeMap::new(),
         dirs_made: Default::default(),
         tmp_made: Default::default(),
+        tail,
     };
+    // Secrets reach the operator here, and only here.
+    let config = crate::secret::resolve(&task.config, &task.secrets)?;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        op.run(&task.config, &mut ctx)
+        op.run(&config, &mut ctx)
     }));
     // What to remove afterwards: directories that exist, unless committed (moved) first.
     for (port, dir) in &ctx.outputs {
@@ -229,6 +253,8 @@ fn execute_inner(
         node: task.node.clone(),
         op: op.name().to_string(),
         op_version: op.version().to_string(),
+        op_code: op.code().to_string(),
+        files: task.files.clone(),
         config: task.config.clone(),
         cache_key: task.cache_key.clone(),
         inputs: task
@@ -247,6 +273,7 @@ fn execute_inner(
         let meta = ctx
             .output_meta
             .remove(port)
+            .map(|m| redactor.redact_json(&m))
             .unwrap_or(serde_json::Value::Null);
         let out = if ctx.has_dir(port) {
             ctx.spill(port)?;
@@ -310,29 +337,180 @@ pub fn spool_path(log_dir: &Path, worker_pid: u32) -> PathBuf {
     log_dir.join(format!(".worker-{worker_pid}.out"))
 }
 
-/// Where node output goes. The worker's stdout and stderr point at a spool file; a node's
-/// output becomes `logs/<node>.log` by renaming the spool, which writers (child processes
-/// included) do not notice. That happens when the node ends having printed something, or
-/// while it still runs after [`LIVE_AFTER`], so long nodes can be followed live. Nodes that
-/// print nothing cost no file. If the worker dies, the scheduler moves the spool
-/// ([`recover_spool`]).
+/// The most a node's log keeps of what it prints (`ZEST_LOG_LIMIT`, in bytes; default
+/// 64 MiB). Past it, output is counted and dropped, and the log ends with a note and the
+/// last [`DROPPED_TAIL`] bytes.
+pub const DEFAULT_LOG_LIMIT: u64 = 64 << 20;
+
+/// How much of the dropped end of an over-long log is kept.
+pub const DROPPED_TAIL: usize = 64 << 10;
+
+/// How much of the end of a node's output is kept for error messages.
+const TAIL: usize = 16 << 10;
+
+/// Written into the capture pipe to learn that everything before it was copied.
+const SYNC: &[u8; 12] = b"\0\0ZEST-SYNC\0";
+
+fn log_limit() -> u64 {
+    std::env::var("ZEST_LOG_LIMIT")
+        .ok()
+        .and_then(|v| crate::units::parse_bytes(&v).ok())
+        .unwrap_or(DEFAULT_LOG_LIMIT)
+}
+
+/// Where node output goes. The worker's stdout and stderr (and so every child process's)
+/// are a pipe; a copier thread writes what comes through it to a spool file in the run's log
+/// directory, redacting secrets and keeping at most [`log_limit`] bytes per node. A node's
+/// output becomes `logs/<node>.log` by renaming the spool, which the copier does not
+/// notice. That happens when the node ends having printed something, or while it still
+/// runs after [`LIVE_AFTER`], so long nodes can be followed live. Nodes that print nothing
+/// cost no file. If the worker dies, the scheduler moves the spool ([`recover_spool`]).
 struct NodeLogs {
-    state: Arc<std::sync::Mutex<LogState>>,
+    state: Arc<(std::sync::Mutex<LogState>, std::sync::Condvar)>,
 }
 
 #[derive(Default)]
 struct LogState {
     /// The spool's path, once the first task has named the log directory.
     spool: Option<PathBuf>,
+    /// The spool, open for appending.
+    file: Option<std::fs::File>,
     /// The running node's log and when it started.
     task: Option<(PathBuf, std::time::Instant)>,
     /// Whether the spool was already moved (or tried to be) to the running node's log.
     moved: Option<bool>,
+    /// Bytes read from the pipe and not yet written: a possible start of a sync mark or of
+    /// a secret.
+    pending: Vec<u8>,
+    /// Bytes the running node has had written to its log, and dropped past the limit.
+    written: u64,
+    dropped: u64,
+    limit: u64,
+    /// The end of the dropped output, and of all output.
+    dropped_tail: std::collections::VecDeque<u8>,
+    tail: std::collections::VecDeque<u8>,
+    redactor: crate::secret::Redactor,
+    /// Sync marks sent and seen.
+    sent: u32,
+    seen: u32,
+    /// A write error of the copier, reported at the node's end.
+    error: Option<String>,
+}
+
+fn push_bounded(q: &mut std::collections::VecDeque<u8>, data: &[u8], cap: usize) {
+    if data.len() >= cap {
+        q.clear();
+        q.extend(&data[data.len() - cap..]);
+        return;
+    }
+    let over = (q.len() + data.len()).saturating_sub(cap);
+    q.drain(..over);
+    q.extend(data);
+}
+
+impl LogState {
+    /// Writes node output to the spool, within the limit.
+    fn emit(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        push_bounded(&mut self.tail, data, TAIL);
+        let room = self.limit.saturating_sub(self.written) as usize;
+        let (keep, drop) = data.split_at(room.min(data.len()));
+        if !keep.is_empty() {
+            if let Some(f) = self.file.as_mut() {
+                if let Err(e) = f.write_all(keep) {
+                    self.error.get_or_insert(e.to_string());
+                }
+            }
+            self.written += keep.len() as u64;
+        }
+        if !drop.is_empty() {
+            self.dropped += drop.len() as u64;
+            push_bounded(&mut self.dropped_tail, drop, DROPPED_TAIL);
+        }
+    }
+
+    /// Takes in bytes from the pipe: sync marks are acknowledged, secrets redacted, and what
+    /// may still be the start of either is held back.
+    fn take(&mut self, data: &[u8], cv: &std::sync::Condvar) {
+        self.pending.extend_from_slice(data);
+        loop {
+            let found = self.pending.windows(SYNC.len()).position(|w| w == SYNC);
+            match found {
+                Some(i) if self.pending.len() >= i + SYNC.len() + 4 => {
+                    let before: Vec<u8> = self.pending[..i].to_vec();
+                    let seq = u32::from_le_bytes(
+                        self.pending[i + SYNC.len()..i + SYNC.len() + 4]
+                            .try_into()
+                            .expect("4 bytes"),
+                    );
+                    self.pending.drain(..i + SYNC.len() + 4);
+                    let out = self.redactor.redact_bytes(&before);
+                    self.emit(&out);
+                    self.seen = self.seen.max(seq);
+                    cv.notify_all();
+                }
+                Some(i) => {
+                    // An incomplete mark: write what precedes it, wait for the rest.
+                    let before: Vec<u8> = self.pending[..i].to_vec();
+                    self.pending.drain(..i);
+                    let out = self.redactor.redact_bytes(&before);
+                    self.emit(&out);
+                    return;
+                }
+                None => {
+                    let redacted = self.redactor.redact_bytes(&self.pending);
+                    let hold = (SYNC.len() - 1)
+                        .max(self.redactor.longest().saturating_sub(1))
+                        .min(redacted.len());
+                    let cut = redacted.len() - hold;
+                    self.emit(&redacted[..cut]);
+                    self.pending = redacted[cut..].to_vec();
+                    return;
+                }
+            }
+        }
+    }
 }
 
 impl NodeLogs {
-    fn new() -> Self {
-        let state: Arc<std::sync::Mutex<LogState>> = Arc::default();
+    /// Points stdout and stderr at a pipe whose copier thread writes the running node's log.
+    fn new() -> Result<Self> {
+        let state: Arc<(std::sync::Mutex<LogState>, std::sync::Condvar)> = Arc::default();
+        let mut fds = [0 as libc::c_int; 2];
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(anyhow!(
+                "cannot create the log pipe: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        unsafe {
+            libc::dup2(fds[1], 1);
+            libc::dup2(fds[1], 2);
+            libc::close(fds[1]);
+        }
+        let read_fd = fds[0];
+        let copier = state.clone();
+        std::thread::Builder::new()
+            .name("zest-log-copier".into())
+            .spawn(move || {
+                use std::os::fd::FromRawFd;
+                let mut pipe = unsafe { std::fs::File::from_raw_fd(read_fd) };
+                let mut buf = vec![0u8; 1 << 16];
+                loop {
+                    let n = match std::io::Read::read(&mut pipe, &mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => return,
+                    };
+                    let (lock, cv) = &*copier;
+                    let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    st.take(&buf[..n], cv);
+                }
+            })
+            .context("cannot start the log copier")?;
         let weak = Arc::downgrade(&state);
         // Makes long-running nodes' logs visible under their names; wakes a few times a
         // second and does nothing for short nodes.
@@ -341,7 +519,7 @@ impl NodeLogs {
             .spawn(move || loop {
                 std::thread::sleep(LIVE_AFTER / 2);
                 let Some(state) = weak.upgrade() else { return };
-                let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut st = state.0.lock().unwrap_or_else(|e| e.into_inner());
                 let st = &mut *st;
                 if let (Some(spool), Some((log, started)), None) = (&st.spool, &st.task, st.moved) {
                     if started.elapsed() >= LIVE_AFTER {
@@ -350,24 +528,17 @@ impl NodeLogs {
                 }
             })
             .ok();
-        NodeLogs { state }
+        Ok(NodeLogs { state })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Points stdout and stderr at `path` (appended to, created if missing).
     fn open_spool(path: &Path) -> Result<()> {
         use std::os::fd::AsRawFd;
-        if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        let f = Self::open_append(path)?;
         unsafe {
             libc::dup2(f.as_raw_fd(), 1);
             libc::dup2(f.as_raw_fd(), 2);
@@ -375,44 +546,122 @@ impl NodeLogs {
         Ok(())
     }
 
-    fn start(&self, log: &Path) -> Result<()> {
+    fn open_append(path: &Path) -> Result<std::fs::File> {
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))
+    }
+
+    /// Waits until everything written to stdout and stderr so far has been copied.
+    fn sync(&self) {
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        let seq = {
+            let mut st = self.lock();
+            st.sent += 1;
+            st.sent
+        };
+        let mut mark = SYNC.to_vec();
+        mark.extend_from_slice(&seq.to_le_bytes());
+        // One write of less than PIPE_BUF bytes: never interleaved with other writers.
+        let n = unsafe { libc::write(1, mark.as_ptr().cast(), mark.len()) };
+        if n != mark.len() as isize {
+            return;
+        }
+        let (lock, cv) = &*self.state;
+        let st = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = cv.wait_timeout_while(st, std::time::Duration::from_secs(10), |st| {
+            st.seen < seq
+        });
+    }
+
+    /// The last `lines` lines the running node printed.
+    fn tail(&self, lines: usize) -> String {
+        self.sync();
+        let st = self.lock();
+        let bytes: Vec<u8> = st.tail.iter().copied().collect();
+        crate::operator::last_lines(&String::from_utf8_lossy(&bytes), lines)
+    }
+
+    fn start(&self, task: &Task) -> Result<()> {
         let mut st = self.lock();
         if st.spool.is_none() {
-            let dir = log.parent().unwrap_or(Path::new("."));
+            let dir = task.log.parent().unwrap_or(Path::new("."));
             let spool = spool_path(dir, std::process::id());
-            Self::open_spool(&spool)?;
+            st.file = Some(Self::open_append(&spool)?);
             st.spool = Some(spool);
         }
-        st.task = Some((log.to_path_buf(), std::time::Instant::now()));
+        st.task = Some((task.log.to_path_buf(), std::time::Instant::now()));
         st.moved = None;
+        st.written = 0;
+        st.dropped = 0;
+        st.limit = log_limit();
+        st.dropped_tail.clear();
+        st.tail.clear();
+        st.error = None;
+        st.redactor = crate::secret::Redactor::from_env(&task.secrets);
         Ok(())
     }
 
     fn end(&self) -> Result<()> {
-        let _ = std::io::stdout().flush();
+        self.sync();
         let mut st = self.lock();
+        // Whatever is still held back is output too.
+        let rest = std::mem::take(&mut st.pending);
+        let rest = st.redactor.redact_bytes(&rest);
+        st.emit(&rest);
         let Some((log, _)) = st.task.take() else {
             return Ok(());
         };
+        if st.dropped > 0 {
+            let note = format!(
+                "\n[zest: this log keeps the first {} of the node's output; {} more bytes were dropped (ZEST_LOG_LIMIT); the last {} follow]\n",
+                crate::units::format_bytes(st.limit),
+                st.dropped,
+                st.dropped_tail.len()
+            );
+            let tail: Vec<u8> = st.dropped_tail.iter().copied().collect();
+            if let Some(f) = st.file.as_mut() {
+                f.write_all(note.as_bytes())?;
+                f.write_all(&tail)?;
+            }
+        }
+        if let Some(e) = st.error.take() {
+            return Err(anyhow!("writing the node's log: {e}"));
+        }
         let spool = st.spool.clone().expect("started");
         match st.moved.take() {
-            Some(true) => return Self::open_spool(&spool),
+            Some(true) => {
+                st.file = Some(Self::open_append(&spool)?);
+                return Ok(());
+            }
             Some(false) => {}
             None => {
-                let mut meta: libc::stat = unsafe { std::mem::zeroed() };
-                if unsafe { libc::fstat(1, &mut meta) } != 0 || meta.st_size == 0 {
+                let size = st
+                    .file
+                    .as_ref()
+                    .and_then(|f| f.metadata().ok())
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                if size == 0 {
                     return Ok(());
                 }
                 if crate::localfs::rename_noreplace(&spool, &log).is_ok() {
-                    return Self::open_spool(&spool);
+                    st.file = Some(Self::open_append(&spool)?);
+                    return Ok(());
                 }
             }
         }
         // The node's log already exists (an earlier attempt, or an operator that writes it
         // itself): append the spool to it and empty the spool.
         append_spool(&spool, &log)?;
-        unsafe {
-            libc::ftruncate(1, 0);
+        if let Some(f) = st.file.as_ref() {
+            f.set_len(0)?;
         }
         Ok(())
     }
@@ -460,14 +709,13 @@ pub fn recover_spool(log: &Path, worker_pid: u32) {
 /// The `zest node worker` loop: read tasks from stdin, answer on the original stdout.
 /// While a task runs, the process's stdout and stderr go to the node's log file.
 pub fn serve(registry: &Registry) -> Result<()> {
-    // Die with the scheduler, so a `kill -9` of zest leaves no orphans.
-    #[cfg(target_os = "linux")]
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() == 1 {
-            return Ok(());
-        }
+    // Die with the scheduler, taking everything nodes started along, so a `kill -9` of
+    // zest leaves no orphans; adopt what nodes leave behind, to kill it when they end.
+    crate::sandbox::die_with_parent();
+    if unsafe { libc::getppid() } == 1 {
+        return Ok(());
     }
+    crate::sandbox::become_subreaper();
     use std::os::fd::FromRawFd;
     // Close-on-exec: processes that operators start must not hold the scheduler's pipe
     // open, or the scheduler would not see this worker die until they exit.
@@ -483,7 +731,7 @@ pub fn serve(registry: &Registry) -> Result<()> {
     let mut proto = unsafe { std::fs::File::from_raw_fd(proto_fd) };
     let rt = worker_runtime()?;
     let mut stores = HashMap::new();
-    let logs = NodeLogs::new();
+    let logs = Arc::new(NodeLogs::new()?);
     let stdin = std::io::stdin();
     let mut line = String::new();
     loop {
@@ -493,13 +741,19 @@ pub fn serve(registry: &Registry) -> Result<()> {
             return Ok(());
         }
         let task: Task = serde_json::from_str(&line).context("worker received a malformed task")?;
-        let mut result = match logs.start(&task.log) {
-            Ok(()) => execute(&task, registry, &rt, &mut stores),
+        let tail: Arc<dyn Fn(usize) -> String + Send + Sync> = {
+            let logs = logs.clone();
+            Arc::new(move |n| logs.tail(n))
+        };
+        let mut result = match logs.start(&task) {
+            Ok(()) => execute_with_tail(&task, registry, &rt, &mut stores, Some(tail)),
             Err(e) => TaskResult {
                 error: Some(format!("{e:#}")),
                 ..Default::default()
             },
         };
+        // Nothing a node started outlives it (`cmd &` in a shell node, say).
+        crate::sandbox::kill_descendants();
         if let Err(e) = logs.end() {
             if result.error.is_none() {
                 result = TaskResult {

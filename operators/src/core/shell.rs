@@ -5,21 +5,30 @@
 //! Environment: `ZEST_OUT` (output directory), `ZEST_IN_<PORT>` (input directory; several
 //! artifacts on one port are joined with `:`), `ZEST_IN_<PORT>_DIGEST`, `ZEST_TMP`,
 //! `ZEST_RUN_ID`, `ZEST_NODE`, `ZEST_ATTEMPT`, `CUDA_VISIBLE_DEVICES`, plus `env:`.
+//!
+//! Parameters in `run` are quoted for `sh` where they stand (`x-zest-template: shell`), so a
+//! value is always data, never code; secrets become quoted expansions of their variables.
+//! Input artifacts are read-only to the command (bind mounts in its own mount namespace
+//! where it may have one, file permissions otherwise). Files the command reads from outside
+//! the store are declared in `reads`, so that their content is part of the cache key.
 
 use anyhow::{bail, Context};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom};
 use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports};
 
 /// Config of `shell`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShellConfig {
-    /// The command, run with `sh -c`.
-    #[schemars(length(min = 1))]
+    /// The command, run with `sh -c`. `${params.x}` in it is quoted for the shell.
+    #[schemars(length(min = 1), extend("x-zest-template" = "shell"))]
     pub run: String,
+    /// Files or globs (local or `s3://`) the command reads from outside the store: their
+    /// content is part of the cache key, so the node runs again when they change.
+    #[serde(default)]
+    pub reads: Vec<String>,
     /// Extra environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -44,19 +53,6 @@ pub fn input_var(port: &str) -> String {
         })
         .collect();
     format!("ZEST_IN_{up}")
-}
-
-fn tail_of(path: &std::path::Path, start: u64, max_lines: usize) -> String {
-    let mut s = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let from = start.max(len.saturating_sub(8192));
-        if f.seek(SeekFrom::Start(from)).is_ok() {
-            let _ = f.read_to_string(&mut s);
-        }
-    }
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(max_lines)..].join("\n")
 }
 
 impl Operator for Shell {
@@ -85,13 +81,22 @@ impl Operator for Shell {
         Ok(())
     }
 
+    const READS_FILES: bool = true;
+
+    fn external_files(
+        c: &ShellConfig,
+        rt: &tokio::runtime::Handle,
+    ) -> anyhow::Result<Vec<zest_engine::operator::ExternalFile>> {
+        if c.reads.is_empty() {
+            return Ok(vec![]);
+        }
+        rt.block_on(crate::data::sources::fingerprint(&c.reads))
+    }
+
     fn run(config: &ShellConfig, ctx: &mut OpContext) -> anyhow::Result<()> {
+        use std::os::unix::process::CommandExt;
         let out = ctx.output_dir("out")?.to_path_buf();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&ctx.log_path)?;
-        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut read_only = vec![];
         let mut cmd = std::process::Command::new("sh");
         cmd.arg("-c").arg(&config.run);
         cmd.env("ZEST_OUT", &out)
@@ -104,6 +109,9 @@ impl Operator for Shell {
                 .iter()
                 .map(|a| Ok(a.path()?.display().to_string()))
                 .collect::<anyhow::Result<Vec<String>>>()?;
+            for a in arts {
+                read_only.push(a.path()?.to_path_buf());
+            }
             let digests: Vec<&str> = arts.iter().map(|a| a.digest.as_str()).collect();
             cmd.env(input_var(port), paths.join(":"));
             cmd.env(format!("{}_DIGEST", input_var(port)), digests.join(":"));
@@ -112,12 +120,17 @@ impl Operator for Shell {
         if let Some(w) = &config.workdir {
             cmd.current_dir(w);
         }
-        cmd.stdin(std::process::Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+        // Output goes where the worker's goes: the node's log, capped and with secrets
+        // redacted.
+        cmd.stdin(std::process::Stdio::null());
+        let view = zest_engine::sandbox::ReadOnlyView::new(&read_only);
+        // SAFETY: `apply` makes only async-signal-safe system calls.
+        unsafe {
+            cmd.pre_exec(move || view.apply());
+        }
         let status = cmd.status().context("cannot start `sh`")?;
         if !status.success() {
-            let tail = tail_of(&ctx.log_path, log_start, 20);
+            let tail = ctx.output_tail(20);
             let how = match status.code() {
                 Some(c) => format!("exited with code {c}"),
                 None => {

@@ -45,7 +45,23 @@ impl Operator for Sql {
                 stmts.len()
             ));
         }
-        Ok(())
+        // A query reads its input tables and nothing else: no COPY (which writes files),
+        // DDL, DML, SET or EXPLAIN ANALYZE.
+        use datafusion::sql::sqlparser::ast::Statement;
+        match &stmts[0] {
+            Statement::Query(_) => Ok(()),
+            other => {
+                let text = other.to_string();
+                let verb: String = text
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Err(format!(
+                    "`query` must be a query (SELECT, WITH … SELECT, VALUES), found `{verb}…`: data.sql does not write files or change tables; write outputs through its `data` port"
+                ))
+            }
+        }
     }
 
     fn run(c: &SqlConfig, ctx: &mut OpContext) -> Result<()> {
@@ -64,7 +80,14 @@ impl Operator for Sql {
                     .with_context(|| format!("reading input `{name}`"))?;
                 session.register_table(name.as_str(), df.into_view())?;
             }
-            let df = session.sql(&c.query).await.context("SQL error")?;
+            let options = datafusion::execution::context::SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false);
+            let df = session
+                .sql_with_options(&c.query, options)
+                .await
+                .context("SQL error")?;
             dataset::write(df, &out).await.context("running the query")
         })?;
         eprintln!("data.sql: {} rows", meta["rows"]);
