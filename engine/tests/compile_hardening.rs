@@ -3,12 +3,174 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
 use zest_engine::compile::compile_source;
-use zest_engine::diag::Diagnostics;
+use zest_engine::diag::{Diagnostic, Diagnostics, Pos};
 use zest_engine::plan::Plan;
 
 fn compile(src: &str) -> Result<Plan, Diagnostics> {
     compile_source("t.yaml", src, &[], &support::registry())
+}
+
+fn errors(src: &str) -> Vec<Diagnostic> {
+    match compile(src) {
+        Ok(_) => panic!("compiled, expected errors"),
+        Err(d) => d.items,
+    }
+}
+
+fn only_error(src: &str) -> Diagnostic {
+    let e = errors(src);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    e.into_iter().next().unwrap()
+}
+
+/// The classic "billion laughs": nine levels of nine aliases each, 9^9 strings once expanded.
+fn alias_bomb() -> String {
+    let mut s = String::from("name: lol\nnodes:\n  a:\n    op: noop\n    with:\n      note: x\n");
+    s.push_str("bomb:\n  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..9 {
+        let prev = format!("*l{}", i - 1);
+        let items = [prev.as_str(); 9].join(", ");
+        s.push_str(&format!("  l{i}: &l{i} [{items}]\n"));
+    }
+    s
+}
+
+#[test]
+fn alias_bomb_is_refused_at_the_alias() {
+    let src = alias_bomb();
+    assert!(src.len() < 700, "{}", src.len());
+    let t = Instant::now();
+    let d = only_error(&src);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(d.message.contains("alias `*l"), "{}", d.message);
+    assert!(
+        d.message.contains("more than 100000 values"),
+        "{}",
+        d.message
+    );
+    let pos = d.pos.expect("has a position");
+    let line = src.lines().nth(pos.line - 1).unwrap();
+    let at: String = line.chars().skip(pos.col - 1).take(2).collect();
+    assert_eq!(&at[..2], "*l", "{pos:?} in {line}");
+}
+
+#[test]
+fn small_aliases_still_work() {
+    let src = "\
+defaults:
+  retries: &retry {max: 2, backoff: 1s}
+nodes:
+  load:
+    op: data.load
+    with: &load_cfg
+      paths: [a.parquet, b.parquet]
+      columns: &cols [id, text]
+  load2:
+    op: data.load
+    retries: *retry
+    with: *load_cfg
+  train:
+    op: model.train
+    in: {data: load.data}
+    with: {epochs: 3, tags: *cols}
+  train2:
+    op: model.train
+    retries: *retry
+    in: {data: load2.data}
+    with: {epochs: 3, tags: *cols}
+";
+    let plan = compile(src).unwrap_or_else(|d| panic!("{}", d.render()));
+    let load2 = &plan.graph[plan.index["load2"]];
+    assert_eq!(load2.config["paths"][1], "b.parquet");
+    assert_eq!(load2.retries.max, 2);
+    let train2 = &plan.graph[plan.index["train2"]];
+    assert_eq!(train2.config["tags"][1], "text");
+}
+
+#[test]
+fn deep_block_nesting_is_refused_where_the_limit_is_crossed() {
+    let depth = 100_000;
+    let src = format!(
+        "nodes:\n  a:\n    op: model.train\n    with:\n      extra:\n        {}x\n",
+        "- ".repeat(depth)
+    );
+    let d = only_error(&src);
+    assert!(
+        d.message.contains("nest more than 128 levels"),
+        "{}",
+        d.message
+    );
+    let pos = d.pos.unwrap();
+    assert_eq!(pos.line, 6);
+    // Four mappings (the file, `nodes`, `a`, `with`) hold the list, so the 125th `- ` opens
+    // the 129th level.
+    assert_eq!(pos.col, 9 + 2 * 124, "{pos:?}");
+}
+
+#[test]
+fn deep_flow_nesting_is_refused() {
+    for (open, close) in [("[", "]"), ("{a: ", "}")] {
+        let src = format!(
+            "nodes:\n  a:\n    op: model.train\n    with: {{epochs: 1, extra: {}1{}}}\n",
+            open.repeat(200),
+            close.repeat(200)
+        );
+        let e = errors(&src);
+        assert!(e[0].message.contains("nest more than 128 levels"), "{e:?}");
+    }
+}
+
+#[test]
+fn nesting_below_the_limit_is_kept() {
+    let depth = 120;
+    let src = format!(
+        "nodes:\n  l: {{op: data.load, with: {{paths: [x], columns: [text]}}}}\n  a:\n    op: model.train\n    in: {{data: l.data}}\n    with: {{epochs: 1, extra: {}1{}}}\n",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let plan = compile(&src).unwrap_or_else(|d| panic!("{}", d.render()));
+    let mut v = &plan.graph[plan.index["a"]].config["extra"];
+    let mut n = 0;
+    while let Some(a) = v.as_array() {
+        v = &a[0];
+        n += 1;
+    }
+    assert_eq!(n, depth);
+}
+
+#[test]
+fn aliases_cannot_nest_past_the_limit() {
+    let mut src = String::from("nodes:\n  a: {op: noop}\nx:\n  a0: &a0 [1]\n");
+    for i in 1..200 {
+        src.push_str(&format!("  a{i}: &a{i} [*a{}]\n", i - 1));
+    }
+    let d = only_error(&src);
+    assert!(
+        d.message.contains("nest more than 128 levels"),
+        "{}",
+        d.message
+    );
+    assert!(d.message.contains("alias `*a"), "{}", d.message);
+}
+
+#[test]
+fn byte_order_mark_is_ignored() {
+    let src = "\u{feff}name: bom\nnodes:\n  a: {op: noop}\n";
+    let plan = compile(src).unwrap_or_else(|d| panic!("{}", d.render()));
+    assert_eq!(plan.name, "bom");
+    // Positions are those an editor shows: unchanged on later lines, and from the first
+    // character after the mark on the first.
+    let d = only_error("\u{feff}nme: bom\nnodes:\n  a: {op: noop}\n");
+    assert_eq!(d.pos, Some(Pos::new(1, 1)));
+    assert!(d.message.contains("unknown key `nme`"), "{}", d.message);
+    let d = only_error("\u{feff}name: bom\nnodes:\n  a: {op: nop}\n");
+    assert_eq!(d.pos, Some(Pos::new(3, 11)));
+    let r = compile("\u{feff}nme: bom\nnodes:\n  a: {op: noop}\n")
+        .unwrap_err()
+        .render();
+    assert!(r.contains("1 | nme: bom\n  | ^\n"), "{r}");
 }
 
 #[test]
@@ -43,4 +205,21 @@ fn huge_values_in_messages_are_cut() {
     assert!(r.contains("…` in node `a`"), "{r}");
     assert!(r.contains("unknown operator `qqqqqqqq"), "{r}");
     assert!(r.contains("`after` names unknown node `qqqqqqqq"), "{r}");
+}
+
+#[test]
+fn template_errors_in_folded_scalars_point_at_the_scalar() {
+    // A plain scalar over two lines folds into one; its columns no longer match the text.
+    let d = only_error(
+        "nodes:\n  a:\n    op: shell\n    with:\n      run: echo a long\n        command ${params.n}\n",
+    );
+    assert!(
+        d.message.contains("undefined parameter `n`"),
+        "{}",
+        d.message
+    );
+    assert_eq!(d.pos, Some(Pos::new(5, 12)));
+    // On one line, the error points at the template itself.
+    let d = only_error("nodes:\n  a:\n    op: shell\n    with:\n      run: echo ${params.n}\n");
+    assert_eq!(d.pos, Some(Pos::new(5, 17)));
 }
