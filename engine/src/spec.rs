@@ -194,8 +194,23 @@ fn want_map<'a>(
     }
 }
 
+/// Most retries a node may have.
+pub const MAX_RETRIES: i64 = 1000;
+
+/// Longest timeout or backoff, in seconds (a year): the scheduler adds it to the clock.
+pub const MAX_DURATION_SECS: u64 = 365 * 86_400;
+
 fn want_duration(v: &YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Option<Duration> {
+    let too_long = || {
+        format!(
+            "must be at most {} days, found {}",
+            MAX_DURATION_SECS / 86_400,
+            describe(v)
+        )
+    };
     let r = match &v.kind {
+        // `parse_duration` cannot represent every number it reads: check the magnitudes first.
+        YKind::Scalar(Scalar::Str { value, .. }) if has_huge_number(value) => Err(too_long()),
         YKind::Scalar(Scalar::Str { value, .. }) => parse_duration(value),
         YKind::Scalar(Scalar::Int(i)) if *i >= 0 => Ok(Duration::from_secs(*i as u64)),
         _ => Err(format!(
@@ -203,15 +218,37 @@ fn want_duration(v: &YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Option<D
             v.type_name()
         )),
     };
+    let r = r.and_then(|d| {
+        if d.as_secs() > MAX_DURATION_SECS {
+            Err(too_long())
+        } else {
+            Ok(d)
+        }
+    });
     r.map_err(|e| errs.push(Diagnostic::at(v.pos, format!("{what}: {e}"))))
         .ok()
+}
+
+/// Whether a duration text would be longer than 10^18 seconds even if every number in it
+/// were days, which `parse_duration` cannot represent; such a text is longer than allowed
+/// whatever its units (even all in milliseconds), and is reported before it is parsed.
+fn has_huge_number(text: &str) -> bool {
+    let most_secs: f64 = text
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|n| n.parse::<f64>().ok())
+        .map(|x| x * 86_400.0)
+        .sum();
+    most_secs > 1e18
 }
 
 fn parse_retries(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<RetryPolicy> {
     let mut p = RetryPolicy::default();
     if let YKind::Scalar(Scalar::Int(n)) = v.kind {
-        if n < 0 {
-            errs.push(Diagnostic::at(v.pos, "`retries` must not be negative"));
+        if !(0..=MAX_RETRIES).contains(&n) {
+            errs.push(Diagnostic::at(
+                v.pos,
+                format!("`retries` must be an integer from 0 to {MAX_RETRIES}, found {n}"),
+            ));
             return None;
         }
         p.max = n as u32;
@@ -222,11 +259,11 @@ fn parse_retries(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<RetryPolicy> 
     let n0 = errs.len();
     if let Some(max) = get(m, "max") {
         match max.kind {
-            YKind::Scalar(Scalar::Int(n)) if (0..=1000).contains(&n) => p.max = n as u32,
+            YKind::Scalar(Scalar::Int(n)) if (0..=MAX_RETRIES).contains(&n) => p.max = n as u32,
             _ => errs.push(Diagnostic::at(
                 max.pos,
                 format!(
-                    "`retries.max` must be an integer from 0 to 1000, found {}",
+                    "`retries.max` must be an integer from 0 to {MAX_RETRIES}, found {}",
                     describe(max)
                 ),
             )),

@@ -208,6 +208,79 @@ fn huge_values_in_messages_are_cut() {
 }
 
 #[test]
+fn scalar_retries_are_range_checked() {
+    for (v, ok) in [
+        ("5000000000", false),
+        ("-1", false),
+        ("1001", false),
+        ("1000", true),
+        ("0", true),
+    ] {
+        let src = format!("nodes:\n  a:\n    op: noop\n    retries: {v}\n");
+        match compile(&src) {
+            Ok(plan) => {
+                assert!(ok, "{v} accepted");
+                assert_eq!(plan.graph[plan.index["a"]].retries.max.to_string(), v);
+            }
+            Err(d) => {
+                assert!(!ok, "{v}: {}", d.render());
+                assert_eq!(d.items.len(), 1);
+                assert_eq!(d.items[0].pos, Some(Pos::new(4, 14)));
+                assert_eq!(
+                    d.items[0].message,
+                    format!("`retries` must be an integer from 0 to 1000, found {v}")
+                );
+            }
+        }
+    }
+    let e = only_error("defaults:\n  retries: 4294967297\nnodes:\n  a: {op: noop}\n");
+    assert!(e.message.contains("from 0 to 1000"), "{}", e.message);
+}
+
+#[test]
+fn huge_durations_are_refused() {
+    for v in [
+        "99999999999999999999999d",
+        "1e400",
+        "9223372036854775807",
+        &"9999999999d".repeat(10_000),
+        "400d",
+    ] {
+        for key in [
+            "timeout",
+            "retries: {max: 1, backoff",
+            "retries: {max: 1, max_backoff",
+        ] {
+            let close = if key.starts_with("retries") { "}" } else { "" };
+            let src = format!("nodes:\n  a:\n    op: noop\n    {key}: {v}{close}\n");
+            let e = errors(&src);
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert_eq!(e[0].pos.map(|p| p.line), Some(4), "{e:?}");
+            let word = if key.contains("max_backoff") {
+                "`retries.max_backoff`"
+            } else if key.contains("backoff") {
+                "`retries.backoff`"
+            } else {
+                "`timeout`"
+            };
+            assert!(e[0].message.starts_with(word), "{}", e[0].message);
+            if !v.contains('e') {
+                assert!(
+                    e[0].message.contains("at most 365 days"),
+                    "{}",
+                    e[0].message
+                );
+            }
+        }
+    }
+    let plan = compile("nodes:\n  a: {op: noop, timeout: 30d}\n").unwrap();
+    assert_eq!(
+        plan.graph[plan.index["a"]].timeout,
+        Some(Duration::from_secs(30 * 86_400))
+    );
+}
+
+#[test]
 fn template_errors_in_folded_scalars_point_at_the_scalar() {
     // A plain scalar over two lines folds into one; its columns no longer match the text.
     let d = only_error(
