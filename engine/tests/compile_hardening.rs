@@ -155,6 +155,58 @@ fn aliases_cannot_nest_past_the_limit() {
     assert!(d.message.contains("alias `*a"), "{}", d.message);
 }
 
+fn chain(n: usize, cycle: bool) -> String {
+    let mut s = String::with_capacity(n * 40);
+    s.push_str("name: chain\nnodes:\n");
+    s.push_str(if cycle {
+        "  n0: {op: noop, after: [n_last]}\n"
+    } else {
+        "  n0: {op: noop}\n"
+    });
+    for i in 1..n {
+        let id = if cycle && i == n - 1 {
+            "n_last".to_string()
+        } else {
+            format!("n{i}")
+        };
+        s.push_str(&format!("  {id}:\n    op: noop\n    after: [n{}]\n", i - 1));
+    }
+    s
+}
+
+#[test]
+fn after_chain_of_100k_nodes_validates() {
+    let src = chain(100_000, false);
+    let t = Instant::now();
+    let plan = compile(&src).unwrap_or_else(|d| panic!("{}", d.render()));
+    let took = t.elapsed();
+    assert_eq!(plan.order.len(), 100_000);
+    assert_eq!(plan.graph[plan.order[0]].id, "n0");
+    assert_eq!(plan.graph[plan.order[99_999]].id, "n99999");
+    let limit = Duration::from_secs(if cfg!(debug_assertions) { 60 } else { 10 });
+    assert!(took < limit, "{took:?}");
+    drop(plan);
+}
+
+#[test]
+fn cycle_through_100k_nodes_is_reported_briefly() {
+    let src = chain(100_000, true);
+    let d = only_error(&src);
+    assert!(
+        d.message.starts_with("cycle: n0 → n1 → n2"),
+        "{}",
+        d.message
+    );
+    assert_eq!(d.pos, Some(Pos::new(3, 3)));
+    let r = Diagnostics {
+        file: "t.yaml".into(),
+        source: src,
+        items: vec![d],
+    }
+    .render();
+    assert!(r.len() < 2_000, "{}", r.len());
+}
+
 #[test]
 fn byte_order_mark_is_ignored() {
     let src = "\u{feff}name: bom\nnodes:\n  a: {op: noop}\n";
