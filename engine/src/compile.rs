@@ -165,6 +165,7 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
 
     for (ci, r) in resolved.iter().enumerate() {
         let n = r.spec;
+        check_env_vars(n, errs);
         let mut connected = std::collections::HashSet::new();
         for input in &n.inputs {
             let in_port = r
@@ -380,6 +381,63 @@ impl NodeSuggester<'_> {
     fn suggest(&mut self, word: &str) -> Option<String> {
         self.left = self.left.checked_sub(self.ids.len())?;
         did_you_mean(word, self.ids.iter().copied())
+    }
+}
+
+/// The environment variable through which the `shell` operator (and any operator following
+/// its convention) passes input port `port`: `ZEST_IN_` and the name uppercased, with every
+/// character other than an ASCII letter or digit made `_`. `<var>_DIGEST` holds the digests.
+pub fn input_env_var(port: &str) -> String {
+    let up: String = port
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("ZEST_IN_{up}")
+}
+
+/// Reports input ports of one node whose environment variables (see [`input_env_var`])
+/// would be the same, so that one input would silently hide the other.
+fn check_env_vars(n: &NodeSpec, errs: &mut Vec<Diagnostic>) {
+    if n.inputs.len() < 2 {
+        return;
+    }
+    // Variable → (port, whether the variable holds that port's digests).
+    let mut vars: HashMap<String, (&str, bool)> = HashMap::new();
+    for input in &n.inputs {
+        let port = input.port.value.as_str();
+        let var = input_env_var(port);
+        let digest = format!("{var}_DIGEST");
+        let clash = [(&var, false), (&digest, true)]
+            .into_iter()
+            .find_map(|(v, is_digest)| vars.get(v).map(|&first| (v.clone(), first, is_digest)));
+        if let Some((v, (first, first_digest), digest_var)) = clash {
+            let why = if first_digest {
+                format!(" (`{v}` holds the digests of `{first}`)")
+            } else if digest_var {
+                format!(" (`{v}` holds the digests of `{port}`)")
+            } else {
+                String::new()
+            };
+            errs.push(
+                Diagnostic::at(
+                    input.port.pos,
+                    format!(
+                        "input ports `{first}` and `{port}` of node `{}` both set environment variable `{v}`{why}",
+                        n.id.value
+                    ),
+                )
+                .with_help(Some("rename one of the ports".into())),
+            );
+            continue;
+        }
+        vars.insert(var, (port, false));
+        vars.insert(digest, (port, true));
     }
 }
 

@@ -333,6 +333,40 @@ fn huge_durations_are_refused() {
 }
 
 #[test]
+fn input_ports_with_one_environment_variable_are_refused() {
+    let head = "nodes:\n  a: {op: noop}\n  b: {op: noop}\n  c:\n    op: shell\n    with: {run: ls}\n    in:\n";
+    for (p1, p2, var) in [
+        ("myPort", "MYPORT", "ZEST_IN_MYPORT"),
+        ("my-x", "my_x", "ZEST_IN_MY_X"),
+        ("x.y", "X-Y", "ZEST_IN_X_Y"),
+    ] {
+        let src = format!("{head}      {p1}: a.out\n      {p2}: b.out\n");
+        let d = only_error(&src);
+        assert_eq!(d.pos, Some(Pos::new(9, 7)), "{}", d.message);
+        assert_eq!(
+            d.message,
+            format!(
+                "input ports `{p1}` and `{p2}` of node `c` both set environment variable `{var}`"
+            )
+        );
+    }
+    // A port named like another port's digest variable.
+    let d = only_error(&format!("{head}      a: a.out\n      a_digest: b.out\n"));
+    assert!(
+        d.message.contains("`a` and `a_digest`")
+            && d.message
+                .contains("`ZEST_IN_A_DIGEST` holds the digests of `a`"),
+        "{}",
+        d.message
+    );
+    let d = only_error(&format!("{head}      a-digest: a.out\n      a: b.out\n"));
+    assert!(d.message.contains("`a-digest` and `a`"), "{}", d.message);
+    // Distinct variables are fine.
+    compile(&format!("{head}      my_x: a.out\n      myx: b.out\n"))
+        .unwrap_or_else(|d| panic!("{}", d.render()));
+}
+
+#[test]
 fn template_errors_in_folded_scalars_point_at_the_scalar() {
     // A plain scalar over two lines folds into one; its columns no longer match the text.
     let d = only_error(
