@@ -450,6 +450,120 @@ fn parse_node(key: &YKey, v: &YValue, errs: &mut Vec<Diagnostic>) -> NodeSpec {
     node
 }
 
+/// Most values `${params.x}` templates may add to one file: a string that is exactly one
+/// reference takes the parameter's value, so a list parameter is copied at every such use.
+pub const MAX_TEMPLATE_VALUES: usize = 500_000;
+
+/// Most bytes of text `${params.x}` templates may add to one file.
+pub const MAX_TEMPLATE_BYTES: usize = 32 << 20;
+
+/// What substituting a parameter costs: values and string bytes where it is a whole value,
+/// bytes where it is formatted into text.
+#[derive(Clone, Copy)]
+struct ParamCost {
+    values: usize,
+    bytes: usize,
+    text: usize,
+}
+
+fn param_cost(v: &serde_json::Value) -> ParamCost {
+    use serde_json::Value as J;
+    let mut c = ParamCost {
+        values: 0,
+        bytes: 0,
+        text: match v {
+            J::String(s) => s.len(),
+            other => other.to_string().len(),
+        },
+    };
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        c.values += 1;
+        match v {
+            J::String(s) => c.bytes += s.len(),
+            J::Array(a) => stack.extend(a),
+            J::Object(o) => {
+                c.values += o.len();
+                c.bytes += o.keys().map(String::len).sum::<usize>();
+                stack.extend(o.values());
+            }
+            _ => {}
+        }
+    }
+    c
+}
+
+/// Calls `f(name, whole)` for every `${params.name}` in `s`, as `params::substitute` reads
+/// them; `whole` when the string is exactly that reference.
+fn template_refs(s: &str, mut f: impl FnMut(&str, bool)) {
+    let mut rest = s;
+    let mut first = true;
+    while let Some(i) = rest.find("${") {
+        if i > 0 && rest[..i].ends_with('$') {
+            rest = &rest[i + 2..];
+            first = false;
+            continue;
+        }
+        let Some(end) = rest[i..].find('}') else {
+            return;
+        };
+        let whole = first && i == 0 && end + 1 == rest.len();
+        if let Some(name) = rest[i + 2..i + end].trim().strip_prefix("params.") {
+            f(name, whole);
+        }
+        rest = &rest[i + end + 1..];
+        first = false;
+    }
+}
+
+/// Refuses files whose templates would grow past [`MAX_TEMPLATE_VALUES`] values or
+/// [`MAX_TEMPLATE_BYTES`] bytes once substituted (a few kilobytes of references to a large
+/// parameter could otherwise take gigabytes), at the reference that crosses the limit.
+fn check_template_growth<'a>(
+    roots: impl Iterator<Item = &'a YValue>,
+    params: &[ParamSpec],
+) -> Option<Diagnostic> {
+    let costs: std::collections::HashMap<&str, ParamCost> = params
+        .iter()
+        .filter_map(|p| Some((p.name.as_str(), param_cost(p.value.as_ref()?))))
+        .collect();
+    if costs.is_empty() {
+        return None;
+    }
+    let (mut values, mut bytes) = (0usize, 0usize);
+    let mut stack: Vec<&YValue> = roots.collect();
+    while let Some(v) = stack.pop() {
+        match &v.kind {
+            YKind::Scalar(Scalar::Str { value, .. }) if value.contains("${") => {
+                template_refs(value, |name, whole| {
+                    if let Some(c) = costs.get(name) {
+                        if whole {
+                            values = values.saturating_add(c.values);
+                            bytes = bytes.saturating_add(c.bytes);
+                        } else {
+                            bytes = bytes.saturating_add(c.text);
+                        }
+                    }
+                });
+                if values > MAX_TEMPLATE_VALUES || bytes > MAX_TEMPLATE_BYTES {
+                    return Some(Diagnostic::at(
+                        v.pos,
+                        format!(
+                            "`${{params.…}}` templates would add more than {MAX_TEMPLATE_VALUES} \
+                             values or {} MiB of text in all; use large parameters less often",
+                            MAX_TEMPLATE_BYTES >> 20
+                        ),
+                    ));
+                }
+            }
+            YKind::Seq(items) => stack.extend(items),
+            YKind::Map(entries) => stack.extend(entries.iter().map(|(_, v)| v)),
+            YKind::Scalar(_) => {}
+        }
+    }
+    None
+}
+
 /// Parses a DAG file. `overrides` are `--param name=value` pairs from the command line.
 /// Returns the spec (possibly partial) and every problem found.
 pub fn parse(
@@ -480,6 +594,11 @@ pub fn parse(
         .and_then(|v| want_str(v, "`description`", &mut errs))
         .map(|s| s.value);
     let params = params::parse_params(get(top, "params"), overrides, &mut errs);
+    let templated = [get(top, "defaults"), get(top, "nodes")];
+    if let Some(e) = check_template_growth(templated.into_iter().flatten(), &params) {
+        errs.push(e);
+        return (None, errs);
+    }
     let defaults = match get(top, "defaults") {
         Some(d) => {
             let d = params::substitute(d, &params, &mut errs);

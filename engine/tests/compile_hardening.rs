@@ -382,3 +382,39 @@ fn template_errors_in_folded_scalars_point_at_the_scalar() {
     let d = only_error("nodes:\n  a:\n    op: shell\n    with:\n      run: echo ${params.n}\n");
     assert_eq!(d.pos, Some(Pos::new(5, 17)));
 }
+
+#[test]
+fn template_expansion_is_bounded() {
+    // 50 KB of text: a list of 3,000 items, used as a whole value 3,000 times.
+    let src = format!(
+        "params:\n  l: {{type: list, default: [{}]}}\nnodes:\n  a: {{op: model.train, with: {{epochs: 1, extra: [{}]}}}}\n",
+        vec!["x"; 3000].join(","),
+        vec!["\"${params.l}\""; 3000].join(",")
+    );
+    let t = Instant::now();
+    let d = only_error(&src);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(
+        d.message.contains("templates would add more than"),
+        "{}",
+        d.message
+    );
+    assert_eq!(d.pos.map(|p| p.line), Some(4));
+    // A 100 KB string formatted into one value 3,000 times.
+    let src = format!(
+        "params:\n  s: \"{}\"\nnodes:\n  a: {{op: noop, with: {{note: \"{}\"}}}}\n",
+        "y".repeat(100_000),
+        "${params.s}".repeat(3000)
+    );
+    let d = only_error(&src);
+    assert!(d.message.contains("MiB of text"), "{}", d.message);
+    // Ordinary use of list and text parameters is fine.
+    let src = format!(
+        "params:\n  l: [a, b, c]\n  s: hello\nnodes:\n{}",
+        (0..1000)
+            .map(|i| format!("  n{i}: {{op: data.load, with: {{paths: \"${{params.l}}\", options: {{k: \"${{params.s}} ${{params.l}}\"}}}}}}\n"))
+            .collect::<String>()
+    );
+    let plan = compile(&src).unwrap_or_else(|d| panic!("{}", d.render()));
+    assert_eq!(plan.graph[plan.index["n999"]].config["paths"][2], "c");
+}
