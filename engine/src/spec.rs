@@ -457,6 +457,9 @@ pub const MAX_TEMPLATE_VALUES: usize = 500_000;
 /// Most bytes of text `${params.x}` templates may add to one file.
 pub const MAX_TEMPLATE_BYTES: usize = 32 << 20;
 
+/// Most `${…}` templates one file may hold in `defaults` and `nodes`.
+pub const MAX_TEMPLATES: usize = 100_000;
+
 /// What substituting a parameter costs: values and string bytes where it is a whole value,
 /// bytes where it is formatted into text.
 #[derive(Clone, Copy)]
@@ -516,9 +519,10 @@ fn template_refs(s: &str, mut f: impl FnMut(&str, bool)) {
     }
 }
 
-/// Refuses files whose templates would grow past [`MAX_TEMPLATE_VALUES`] values or
-/// [`MAX_TEMPLATE_BYTES`] bytes once substituted (a few kilobytes of references to a large
-/// parameter could otherwise take gigabytes), at the reference that crosses the limit.
+/// Refuses files with more than [`MAX_TEMPLATES`] templates, or whose templates would grow
+/// past [`MAX_TEMPLATE_VALUES`] values or [`MAX_TEMPLATE_BYTES`] bytes once substituted (a few
+/// kilobytes of references to a large parameter could otherwise take gigabytes), at the
+/// string where the limit is crossed.
 fn check_template_growth<'a>(
     roots: impl Iterator<Item = &'a YValue>,
     params: &[ParamSpec],
@@ -527,14 +531,18 @@ fn check_template_growth<'a>(
         .iter()
         .filter_map(|p| Some((p.name.as_str(), param_cost(p.value.as_ref()?))))
         .collect();
-    if costs.is_empty() {
-        return None;
-    }
-    let (mut values, mut bytes) = (0usize, 0usize);
+    let (mut values, mut bytes, mut templates) = (0usize, 0usize, 0usize);
     let mut stack: Vec<&YValue> = roots.collect();
     while let Some(v) = stack.pop() {
         match &v.kind {
             YKind::Scalar(Scalar::Str { value, .. }) if value.contains("${") => {
+                templates += value.matches("${").count();
+                if templates > MAX_TEMPLATES {
+                    return Some(Diagnostic::at(
+                        v.pos,
+                        format!("the DAG holds more than {MAX_TEMPLATES} `${{…}}` templates"),
+                    ));
+                }
                 template_refs(value, |name, whole| {
                     if let Some(c) = costs.get(name) {
                         if whole {

@@ -20,7 +20,8 @@ pub enum Scalar {
     Int(i64),
     /// A floating-point number.
     Float(f64),
-    /// A string; `plain` is true for unquoted single-line scalars, whose columns map 1:1.
+    /// A string; `plain` is true for unquoted single-line scalars, whose columns map 1:1
+    /// (up to [`MAX_PLAIN_COLUMNS`] bytes long).
     Str {
         /// The text.
         value: String,
@@ -205,6 +206,9 @@ pub const MAX_ALIAS_VALUES: usize = 100_000;
 
 /// Most string bytes that anchors and aliases may copy in one document.
 pub const MAX_ALIAS_BYTES: usize = 32 << 20;
+
+/// Longest plain scalar, in bytes, whose columns are kept ([`Scalar::Str`]'s `plain`).
+pub const MAX_PLAIN_COLUMNS: usize = 16 << 10;
 
 /// Size of a finished value: what copying it costs, and how deep it nests.
 #[derive(Clone, Copy, Default)]
@@ -424,9 +428,12 @@ impl<'s> Builder<'s> {
                 };
                 let scalar = if style == TScalarStyle::Plain {
                     match resolve_plain(&text) {
-                        // A plain scalar folded from several lines has no 1:1 columns.
+                        // A plain scalar folded from several lines has no 1:1 columns. Nor
+                        // do very long ones keep theirs: finding a column in them would take
+                        // time in proportion to their length, for every error in them.
                         Scalar::Str { value, plain: true } => Scalar::Str {
-                            plain: self.written_at(mark, &value),
+                            plain: value.len() <= MAX_PLAIN_COLUMNS
+                                && self.written_at(mark, &value),
                             value,
                         },
                         s => s,

@@ -418,3 +418,30 @@ fn template_expansion_is_bounded() {
     let plan = compile(&src).unwrap_or_else(|d| panic!("{}", d.render()));
     assert_eq!(plan.graph[plan.index["n999"]].config["paths"][2], "c");
 }
+
+#[test]
+fn many_templates_are_refused_quickly() {
+    // Every undefined reference is an error whose column is found in the line: with 100,000
+    // of them on one 1.2 MB line that was quadratic.
+    let src = format!(
+        "nodes:\n  a:\n    op: noop\n    with:\n      note: x{}\n",
+        "${params.m}".repeat(110_000)
+    );
+    let t = Instant::now();
+    let d = only_error(&src);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(
+        d.message.contains("more than 100000 `${…}` templates"),
+        "{}",
+        d.message
+    );
+    // Below the limit, errors in a long plain scalar point at the scalar.
+    let src = format!(
+        "nodes:\n  a:\n    op: noop\n    with:\n      note: x{}\n",
+        "${params.m}".repeat(50_000)
+    );
+    let t = Instant::now();
+    let e = compile(&src).unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    assert_eq!(e.items[0].pos, Some(Pos::new(5, 13)), "{:?}", e.items[0]);
+}
