@@ -319,11 +319,36 @@ fn aliases(rng: &mut Rng) -> String {
     s
 }
 
+/// Many uses of a parameter, as whole values or inside text (a template bomb when the
+/// parameter is large).
+fn template_uses(rng: &mut Rng) -> String {
+    let name = rng.pick(&["tags", "paths", "data_glob", "msg", "n", "l"]);
+    let one = if rng.chance(2) {
+        format!("\"${{params.{name}}}\"")
+    } else {
+        format!("\"<${{params.{name}}}>\"")
+    };
+    let n = 1 + rng.size(50_000);
+    format!("[{}]", vec![one; n].join(","))
+}
+
+/// A parameter with a large default.
+fn big_param(rng: &mut Rng) -> String {
+    let n = rng.size(50_000);
+    if rng.chance(2) {
+        format!("\nparams:\n  l: [{}]\n", vec!["x"; n].join(","))
+    } else {
+        format!("\nparams:\n  l: \"{}\"\n", "y".repeat(n * 10))
+    }
+}
+
 fn token(rng: &mut Rng) -> String {
-    match rng.below(20) {
+    match rng.below(22) {
         0 => long_run(rng),
         1 => nesting(rng),
         2 => aliases(rng),
+        20 => template_uses(rng),
+        21 => big_param(rng),
         3 => char::from_u32(rng.below(0x11_0000) as u32)
             .unwrap_or('\u{fffd}')
             .to_string(),
