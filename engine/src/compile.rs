@@ -156,11 +156,16 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
         .map(|(i, n)| (n.id.value.as_str(), i))
         .collect();
     let ids: Vec<&str> = spec.nodes.iter().map(|n| n.id.value.as_str()).collect();
+    let mut suggest = NodeSuggester {
+        ids: &ids,
+        left: SUGGESTION_BUDGET,
+    };
     let mut edges: Vec<(usize, usize, Edge, Pos)> = vec![];
     let mut inputs_of: Vec<Vec<(String, Vec<PortRef>)>> = vec![vec![]; spec.nodes.len()];
 
     for (ci, r) in resolved.iter().enumerate() {
         let n = r.spec;
+        check_env_vars(n, errs);
         let mut connected = std::collections::HashSet::new();
         for input in &n.inputs {
             let in_port = r
@@ -223,7 +228,7 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
                     continue;
                 };
                 let Some(&pi) = by_id.get(pn) else {
-                    let help = did_you_mean(pn, ids.iter().copied());
+                    let help = suggest.suggest(pn);
                     errs.push(
                         Diagnostic::at(
                             rf.pos,
@@ -293,7 +298,7 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
             match by_id.get(a.value.as_str()) {
                 Some(&pi) => edges.push((pi, ci, Edge::After, a.pos)),
                 None => {
-                    let help = did_you_mean(&a.value, ids.iter().copied());
+                    let help = suggest.suggest(&a.value);
                     errs.push(
                         Diagnostic::at(a.pos, format!("`after` names unknown node `{}`", a.value))
                             .with_help(help),
@@ -335,8 +340,17 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
         };
         index.insert(node.id.clone(), graph.add_node(node));
     }
+    // One edge per pair of nodes, the last written winning (as `update_edge` would do, but
+    // without its scan of the producer's edges, which is quadratic for a wide fan-out).
+    let mut edge_of: HashMap<(usize, usize), petgraph::graph::EdgeIndex> =
+        HashMap::with_capacity(edges.len());
     for (from, to, e, _) in &edges {
-        graph.update_edge(NodeIndex::new(*from), NodeIndex::new(*to), e.clone());
+        match edge_of.entry((*from, *to)) {
+            std::collections::hash_map::Entry::Occupied(o) => graph[*o.get()] = e.clone(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(graph.add_edge(NodeIndex::new(*from), NodeIndex::new(*to), e.clone()));
+            }
+        }
     }
     report_cycles(&graph, spec, errs);
     let order = stable_topo_order(&graph);
@@ -351,6 +365,79 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
         index,
         order,
         params,
+    }
+}
+
+/// How many node ids, in all, "did you mean" may compare misspelt node names with; a file
+/// full of dangling references to a huge DAG would otherwise take quadratic time.
+const SUGGESTION_BUDGET: usize = 2_000_000;
+
+struct NodeSuggester<'a> {
+    ids: &'a [&'a str],
+    left: usize,
+}
+
+impl NodeSuggester<'_> {
+    fn suggest(&mut self, word: &str) -> Option<String> {
+        self.left = self.left.checked_sub(self.ids.len())?;
+        did_you_mean(word, self.ids.iter().copied())
+    }
+}
+
+/// The environment variable through which the `shell` operator (and any operator following
+/// its convention) passes input port `port`: `ZEST_IN_` and the name uppercased, with every
+/// character other than an ASCII letter or digit made `_`. `<var>_DIGEST` holds the digests.
+pub fn input_env_var(port: &str) -> String {
+    let up: String = port
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("ZEST_IN_{up}")
+}
+
+/// Reports input ports of one node whose environment variables (see [`input_env_var`])
+/// would be the same, so that one input would silently hide the other.
+fn check_env_vars(n: &NodeSpec, errs: &mut Vec<Diagnostic>) {
+    if n.inputs.len() < 2 {
+        return;
+    }
+    // Variable → (port, whether the variable holds that port's digests).
+    let mut vars: HashMap<String, (&str, bool)> = HashMap::new();
+    for input in &n.inputs {
+        let port = input.port.value.as_str();
+        let var = input_env_var(port);
+        let digest = format!("{var}_DIGEST");
+        let clash = [(&var, false), (&digest, true)]
+            .into_iter()
+            .find_map(|(v, is_digest)| vars.get(v).map(|&first| (v.clone(), first, is_digest)));
+        if let Some((v, (first, first_digest), digest_var)) = clash {
+            let why = if first_digest {
+                format!(" (`{v}` holds the digests of `{first}`)")
+            } else if digest_var {
+                format!(" (`{v}` holds the digests of `{port}`)")
+            } else {
+                String::new()
+            };
+            errs.push(
+                Diagnostic::at(
+                    input.port.pos,
+                    format!(
+                        "input ports `{first}` and `{port}` of node `{}` both set environment variable `{v}`{why}",
+                        n.id.value
+                    ),
+                )
+                .with_help(Some("rename one of the ports".into())),
+            );
+            continue;
+        }
+        vars.insert(var, (port, false));
+        vars.insert(digest, (port, true));
     }
 }
 
@@ -428,8 +515,70 @@ impl crate::operator::DynOperator for Missing {
     }
 }
 
+/// The strongly connected components of `graph` (Tarjan's algorithm, with an explicit stack
+/// so that long chains cannot overflow the call stack), each in no particular order.
+fn strongly_connected(graph: &DiGraph<PlanNode, Edge>) -> Vec<Vec<NodeIndex>> {
+    const UNSEEN: usize = usize::MAX;
+    let n = graph.node_count();
+    let mut adj: Vec<Vec<usize>> = vec![vec![]; n];
+    for e in graph.raw_edges() {
+        adj[e.source().index()].push(e.target().index());
+    }
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<usize> = vec![];
+    let mut next = 0;
+    let mut out = vec![];
+    // (node, how many of its edges have been followed)
+    let mut calls: Vec<(usize, usize)> = vec![];
+    for root in 0..n {
+        if index[root] != UNSEEN {
+            continue;
+        }
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        calls.push((root, 0));
+        while let Some(&(v, followed)) = calls.last() {
+            if let Some(&w) = adj[v].get(followed) {
+                calls.last_mut().expect("non-empty").1 += 1;
+                if index[w] == UNSEEN {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    calls.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            calls.pop();
+            if let Some(&(u, _)) = calls.last() {
+                low[u] = low[u].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut comp = vec![];
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    comp.push(NodeIndex::new(w));
+                    if w == v {
+                        break;
+                    }
+                }
+                out.push(comp);
+            }
+        }
+    }
+    out
+}
+
 fn report_cycles(graph: &DiGraph<PlanNode, Edge>, spec: &DagSpec, errs: &mut Vec<Diagnostic>) {
-    for scc in petgraph::algo::tarjan_scc(graph) {
+    for scc in strongly_connected(graph) {
         let self_loop = scc.len() == 1 && graph.contains_edge(scc[0], scc[0]);
         if scc.len() < 2 && !self_loop {
             continue;

@@ -194,8 +194,23 @@ fn want_map<'a>(
     }
 }
 
+/// Most retries a node may have.
+pub const MAX_RETRIES: i64 = 1000;
+
+/// Longest timeout or backoff, in seconds (a year): the scheduler adds it to the clock.
+pub const MAX_DURATION_SECS: u64 = 365 * 86_400;
+
 fn want_duration(v: &YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Option<Duration> {
+    let too_long = || {
+        format!(
+            "must be at most {} days, found {}",
+            MAX_DURATION_SECS / 86_400,
+            describe(v)
+        )
+    };
     let r = match &v.kind {
+        // `parse_duration` cannot represent every number it reads: check the magnitudes first.
+        YKind::Scalar(Scalar::Str { value, .. }) if has_huge_number(value) => Err(too_long()),
         YKind::Scalar(Scalar::Str { value, .. }) => parse_duration(value),
         YKind::Scalar(Scalar::Int(i)) if *i >= 0 => Ok(Duration::from_secs(*i as u64)),
         _ => Err(format!(
@@ -203,15 +218,37 @@ fn want_duration(v: &YValue, what: &str, errs: &mut Vec<Diagnostic>) -> Option<D
             v.type_name()
         )),
     };
+    let r = r.and_then(|d| {
+        if d.as_secs() > MAX_DURATION_SECS {
+            Err(too_long())
+        } else {
+            Ok(d)
+        }
+    });
     r.map_err(|e| errs.push(Diagnostic::at(v.pos, format!("{what}: {e}"))))
         .ok()
+}
+
+/// Whether a duration text would be longer than 10^18 seconds even if every number in it
+/// were days, which `parse_duration` cannot represent; such a text is longer than allowed
+/// whatever its units (even all in milliseconds), and is reported before it is parsed.
+fn has_huge_number(text: &str) -> bool {
+    let most_secs: f64 = text
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|n| n.parse::<f64>().ok())
+        .map(|x| x * 86_400.0)
+        .sum();
+    most_secs > 1e18
 }
 
 fn parse_retries(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<RetryPolicy> {
     let mut p = RetryPolicy::default();
     if let YKind::Scalar(Scalar::Int(n)) = v.kind {
-        if n < 0 {
-            errs.push(Diagnostic::at(v.pos, "`retries` must not be negative"));
+        if !(0..=MAX_RETRIES).contains(&n) {
+            errs.push(Diagnostic::at(
+                v.pos,
+                format!("`retries` must be an integer from 0 to {MAX_RETRIES}, found {n}"),
+            ));
             return None;
         }
         p.max = n as u32;
@@ -222,11 +259,11 @@ fn parse_retries(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<RetryPolicy> 
     let n0 = errs.len();
     if let Some(max) = get(m, "max") {
         match max.kind {
-            YKind::Scalar(Scalar::Int(n)) if (0..=1000).contains(&n) => p.max = n as u32,
+            YKind::Scalar(Scalar::Int(n)) if (0..=MAX_RETRIES).contains(&n) => p.max = n as u32,
             _ => errs.push(Diagnostic::at(
                 max.pos,
                 format!(
-                    "`retries.max` must be an integer from 0 to 1000, found {}",
+                    "`retries.max` must be an integer from 0 to {MAX_RETRIES}, found {}",
                     describe(max)
                 ),
             )),
@@ -413,6 +450,128 @@ fn parse_node(key: &YKey, v: &YValue, errs: &mut Vec<Diagnostic>) -> NodeSpec {
     node
 }
 
+/// Most values `${params.x}` templates may add to one file: a string that is exactly one
+/// reference takes the parameter's value, so a list parameter is copied at every such use.
+pub const MAX_TEMPLATE_VALUES: usize = 500_000;
+
+/// Most bytes of text `${params.x}` templates may add to one file.
+pub const MAX_TEMPLATE_BYTES: usize = 32 << 20;
+
+/// Most `${…}` templates one file may hold in `defaults` and `nodes`.
+pub const MAX_TEMPLATES: usize = 100_000;
+
+/// What substituting a parameter costs: values and string bytes where it is a whole value,
+/// bytes where it is formatted into text.
+#[derive(Clone, Copy)]
+struct ParamCost {
+    values: usize,
+    bytes: usize,
+    text: usize,
+}
+
+fn param_cost(v: &serde_json::Value) -> ParamCost {
+    use serde_json::Value as J;
+    let mut c = ParamCost {
+        values: 0,
+        bytes: 0,
+        text: match v {
+            J::String(s) => s.len(),
+            other => other.to_string().len(),
+        },
+    };
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        c.values += 1;
+        match v {
+            J::String(s) => c.bytes += s.len(),
+            J::Array(a) => stack.extend(a),
+            J::Object(o) => {
+                c.values += o.len();
+                c.bytes += o.keys().map(String::len).sum::<usize>();
+                stack.extend(o.values());
+            }
+            _ => {}
+        }
+    }
+    c
+}
+
+/// Calls `f(name, whole)` for every `${params.name}` in `s`, as `params::substitute` reads
+/// them; `whole` when the string is exactly that reference.
+fn template_refs(s: &str, mut f: impl FnMut(&str, bool)) {
+    let mut rest = s;
+    let mut first = true;
+    while let Some(i) = rest.find("${") {
+        if i > 0 && rest[..i].ends_with('$') {
+            rest = &rest[i + 2..];
+            first = false;
+            continue;
+        }
+        let Some(end) = rest[i..].find('}') else {
+            return;
+        };
+        let whole = first && i == 0 && end + 1 == rest.len();
+        if let Some(name) = rest[i + 2..i + end].trim().strip_prefix("params.") {
+            f(name, whole);
+        }
+        rest = &rest[i + end + 1..];
+        first = false;
+    }
+}
+
+/// Refuses files with more than [`MAX_TEMPLATES`] templates, or whose templates would grow
+/// past [`MAX_TEMPLATE_VALUES`] values or [`MAX_TEMPLATE_BYTES`] bytes once substituted (a few
+/// kilobytes of references to a large parameter could otherwise take gigabytes), at the
+/// string where the limit is crossed.
+fn check_template_growth<'a>(
+    roots: impl Iterator<Item = &'a YValue>,
+    params: &[ParamSpec],
+) -> Option<Diagnostic> {
+    let costs: std::collections::HashMap<&str, ParamCost> = params
+        .iter()
+        .filter_map(|p| Some((p.name.as_str(), param_cost(p.value.as_ref()?))))
+        .collect();
+    let (mut values, mut bytes, mut templates) = (0usize, 0usize, 0usize);
+    let mut stack: Vec<&YValue> = roots.collect();
+    while let Some(v) = stack.pop() {
+        match &v.kind {
+            YKind::Scalar(Scalar::Str { value, .. }) if value.contains("${") => {
+                templates += value.matches("${").count();
+                if templates > MAX_TEMPLATES {
+                    return Some(Diagnostic::at(
+                        v.pos,
+                        format!("the DAG holds more than {MAX_TEMPLATES} `${{…}}` templates"),
+                    ));
+                }
+                template_refs(value, |name, whole| {
+                    if let Some(c) = costs.get(name) {
+                        if whole {
+                            values = values.saturating_add(c.values);
+                            bytes = bytes.saturating_add(c.bytes);
+                        } else {
+                            bytes = bytes.saturating_add(c.text);
+                        }
+                    }
+                });
+                if values > MAX_TEMPLATE_VALUES || bytes > MAX_TEMPLATE_BYTES {
+                    return Some(Diagnostic::at(
+                        v.pos,
+                        format!(
+                            "`${{params.…}}` templates would add more than {MAX_TEMPLATE_VALUES} \
+                             values or {} MiB of text in all; use large parameters less often",
+                            MAX_TEMPLATE_BYTES >> 20
+                        ),
+                    ));
+                }
+            }
+            YKind::Seq(items) => stack.extend(items),
+            YKind::Map(entries) => stack.extend(entries.iter().map(|(_, v)| v)),
+            YKind::Scalar(_) => {}
+        }
+    }
+    None
+}
+
 /// Parses a DAG file. `overrides` are `--param name=value` pairs from the command line.
 /// Returns the spec (possibly partial) and every problem found.
 pub fn parse(
@@ -443,6 +602,11 @@ pub fn parse(
         .and_then(|v| want_str(v, "`description`", &mut errs))
         .map(|s| s.value);
     let params = params::parse_params(get(top, "params"), overrides, &mut errs);
+    let templated = [get(top, "defaults"), get(top, "nodes")];
+    if let Some(e) = check_template_growth(templated.into_iter().flatten(), &params) {
+        errs.push(e);
+        return (None, errs);
+    }
     let defaults = match get(top, "defaults") {
         Some(d) => {
             let d = params::substitute(d, &params, &mut errs);

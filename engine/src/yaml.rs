@@ -5,7 +5,7 @@
 //! merged, so that the compiler can report them.
 
 use crate::diag::{Diagnostic, Pos};
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 use yaml_rust2::Yaml;
 
@@ -20,7 +20,8 @@ pub enum Scalar {
     Int(i64),
     /// A floating-point number.
     Float(f64),
-    /// A string; `plain` is true for unquoted single-line scalars, whose columns map 1:1.
+    /// A string; `plain` is true for unquoted single-line scalars, whose columns map 1:1
+    /// (up to [`MAX_PLAIN_COLUMNS`] bytes long).
     Str {
         /// The text.
         value: String,
@@ -152,6 +153,24 @@ fn pos_of(m: Marker) -> Pos {
     Pos::new(m.line(), m.col() + 1)
 }
 
+/// The position just after the last character of `source` (lines broken as in YAML). The
+/// parser's marks for the end of the stream can lie on a line after it.
+fn end_of(source: &str) -> Pos {
+    let mut end = Pos::new(1, 1);
+    let mut chars = source.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\n' || c == '\r' {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            end = Pos::new(end.line + 1, 1);
+        } else {
+            end.col += 1;
+        }
+    }
+    end
+}
+
 fn resolve_plain(text: &str) -> Scalar {
     match Yaml::from_str(text) {
         Yaml::Null => Scalar::Null,
@@ -172,58 +191,253 @@ fn resolve_plain(text: &str) -> Scalar {
     }
 }
 
-enum Frame {
-    Seq(Pos, usize, Vec<YValue>),
-    Map(Pos, usize, Vec<(YKey, YValue)>, Option<YKey>),
+/// Deepest nesting of sequences and mappings a DAG file may have. Every later walk over the
+/// tree (templating, schema checks, JSON conversion, `Drop`) recurses, so this bounds them all.
+pub const MAX_DEPTH: usize = 128;
+
+/// Most values (scalars, sequences, mappings, keys included) one document may hold, after
+/// aliases are expanded, counting the copy kept of each anchored value; far above any real
+/// DAG.
+pub const MAX_VALUES: usize = 2_000_000;
+
+/// Most values that aliases may copy in one document (each alias copies its anchor's whole
+/// value). Bounds "billion laughs" documents.
+pub const MAX_ALIAS_VALUES: usize = 100_000;
+
+/// Most string bytes that anchors and aliases may copy in one document.
+pub const MAX_ALIAS_BYTES: usize = 32 << 20;
+
+/// Longest plain scalar, in bytes, whose columns are kept ([`Scalar::Str`]'s `plain`).
+pub const MAX_PLAIN_COLUMNS: usize = 16 << 10;
+
+/// Size of a finished value: what copying it costs, and how deep it nests.
+#[derive(Clone, Copy, Default)]
+struct Size {
+    /// Values in it, itself included.
+    values: usize,
+    /// Bytes of string text in it (keys included).
+    bytes: usize,
+    /// Nesting levels of sequences and mappings (0 for a scalar).
+    height: usize,
 }
 
-#[derive(Default)]
-struct Builder {
-    stack: Vec<Frame>,
-    anchors: std::collections::HashMap<usize, YValue>,
-    docs: Vec<YValue>,
-    error: Option<Diagnostic>,
-}
-
-impl Builder {
-    fn push_value(&mut self, v: YValue, anchor: usize) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, v.clone());
-        }
-        match self.stack.last_mut() {
-            None => self.docs.push(v),
-            Some(Frame::Seq(_, _, items)) => items.push(v),
-            Some(Frame::Map(_, _, entries, key)) => match key.take() {
-                None => {
-                    let name = match &v.kind {
-                        YKind::Scalar(Scalar::Str { value, .. }) => value.clone(),
-                        YKind::Scalar(Scalar::Int(i)) => i.to_string(),
-                        YKind::Scalar(Scalar::Bool(b)) => b.to_string(),
-                        YKind::Scalar(Scalar::Float(f)) => f.to_string(),
-                        YKind::Scalar(Scalar::Null) => "null".to_string(),
-                        _ => {
-                            if self.error.is_none() {
-                                self.error =
-                                    Some(Diagnostic::at(v.pos, "mapping keys must be scalars"));
-                            }
-                            String::new()
-                        }
-                    };
-                    *key = Some(YKey { name, pos: v.pos });
-                }
-                Some(k) => entries.push((k, v)),
-            },
-        }
+impl Size {
+    fn add_child(&mut self, c: Size) {
+        self.values += c.values;
+        self.bytes += c.bytes;
+        self.height = self.height.max(c.height);
     }
 }
 
-impl MarkedEventReceiver for Builder {
+enum Frame {
+    Seq(Pos, usize, Vec<YValue>, Size),
+    Map(Pos, usize, Vec<(YKey, YValue)>, Option<YKey>, Size),
+}
+
+struct Builder<'s> {
+    source: &'s str,
+    /// Where the source ends; no position lies beyond.
+    end: Pos,
+    /// A character index in the source and its byte offset, for [`Builder::written_at`].
+    cursor: (usize, usize),
+    stack: Vec<Frame>,
+    anchors: std::collections::HashMap<usize, (YValue, Size)>,
+    docs: Vec<YValue>,
+    error: Option<Diagnostic>,
+    /// Values made so far, aliases expanded.
+    values: usize,
+    /// Values copied so far by aliases, and string bytes by anchors and aliases.
+    copied: Size,
+}
+
+impl<'s> Builder<'s> {
+    fn new(source: &'s str) -> Self {
+        Builder {
+            source,
+            end: end_of(source),
+            cursor: (0, 0),
+            stack: vec![],
+            anchors: Default::default(),
+            docs: vec![],
+            error: None,
+            values: 0,
+            copied: Size::default(),
+        }
+    }
+
+    fn fail(&mut self, d: Diagnostic) {
+        if self.error.is_none() {
+            self.error = Some(d);
+        }
+    }
+
+    /// Counts `n` new values against [`MAX_VALUES`].
+    fn count(&mut self, n: usize, pos: Pos) -> bool {
+        self.values = self.values.saturating_add(n);
+        if self.values > MAX_VALUES {
+            self.fail(Diagnostic::at(
+                pos,
+                format!("the document holds more than {MAX_VALUES} values; split the DAG"),
+            ));
+            return false;
+        }
+        true
+    }
+
+    /// Counts the copy an alias makes of a value of size `s` against the alias budgets.
+    fn copy_alias(&mut self, s: Size, pos: Pos, mark: Marker) -> bool {
+        self.copied.values = self.copied.values.saturating_add(s.values);
+        self.copied.bytes = self.copied.bytes.saturating_add(s.bytes);
+        if self.copied.values > MAX_ALIAS_VALUES {
+            let what = self.alias_name(mark);
+            self.fail(Diagnostic::at(
+                pos,
+                format!(
+                    "{what} would make aliases expand to more than {MAX_ALIAS_VALUES} values \
+                     in all; write the values out instead"
+                ),
+            ));
+            return false;
+        }
+        if self.copied.bytes > MAX_ALIAS_BYTES {
+            let what = self.alias_name(mark);
+            return self.check_copied_bytes(pos, &what);
+        }
+        true
+    }
+
+    /// Counts the copy kept of an anchored value of size `s`.
+    fn copy_anchor(&mut self, s: Size, pos: Pos) -> bool {
+        self.copied.bytes = self.copied.bytes.saturating_add(s.bytes);
+        self.count(s.values, pos) && self.check_copied_bytes(pos, "this anchor")
+    }
+
+    fn check_copied_bytes(&mut self, pos: Pos, what: &str) -> bool {
+        if self.copied.bytes > MAX_ALIAS_BYTES {
+            self.fail(Diagnostic::at(
+                pos,
+                format!(
+                    "{what} would make anchors and aliases copy more than {} MiB of text in \
+                     all; write the values out instead",
+                    MAX_ALIAS_BYTES >> 20
+                ),
+            ));
+            return false;
+        }
+        true
+    }
+
+    /// Whether `text` is written verbatim at `mark` in the source.
+    fn written_at(&mut self, mark: Marker, text: &str) -> bool {
+        let (mut ci, mut bi) = self.cursor;
+        if mark.index() < ci {
+            (ci, bi) = (0, 0);
+        }
+        let mut rest = self.source[bi..].chars();
+        while ci < mark.index() {
+            match rest.next() {
+                Some(c) => {
+                    ci += 1;
+                    bi += c.len_utf8();
+                }
+                None => return false,
+            }
+        }
+        self.cursor = (ci, bi);
+        self.source[bi..].starts_with(text)
+    }
+
+    /// The name of the alias written at `mark` (`*name`), for messages.
+    fn alias_name(&self, mark: Marker) -> String {
+        let name: String = self
+            .source
+            .chars()
+            .skip(mark.index())
+            .skip_while(|c| *c == '*')
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | '[' | ']' | '{' | '}'))
+            .take(40)
+            .collect();
+        format!("alias `*{name}`")
+    }
+
+    fn push_value(&mut self, v: YValue, anchor: usize, size: Size) {
+        if anchor > 0 {
+            if !self.copy_anchor(size, v.pos) {
+                return;
+            }
+            self.anchors.insert(anchor, (v.clone(), size));
+        }
+        let mut failed = None;
+        match self.stack.last_mut() {
+            None => self.docs.push(v),
+            Some(Frame::Seq(_, _, items, s)) => {
+                s.add_child(size);
+                items.push(v);
+            }
+            Some(Frame::Map(_, _, entries, key, s)) => {
+                s.add_child(size);
+                match key.take() {
+                    None => {
+                        let name = match &v.kind {
+                            YKind::Scalar(Scalar::Str { value, .. }) => value.clone(),
+                            YKind::Scalar(Scalar::Int(i)) => i.to_string(),
+                            YKind::Scalar(Scalar::Bool(b)) => b.to_string(),
+                            YKind::Scalar(Scalar::Float(f)) => f.to_string(),
+                            YKind::Scalar(Scalar::Null) => "null".to_string(),
+                            _ => {
+                                failed = Some(v.pos);
+                                String::new()
+                            }
+                        };
+                        *key = Some(YKey { name, pos: v.pos });
+                    }
+                    Some(k) => entries.push((k, v)),
+                }
+            }
+        }
+        if let Some(pos) = failed {
+            self.fail(Diagnostic::at(pos, "mapping keys must be scalars"));
+        }
+    }
+
+    /// Opens a sequence or mapping, refusing to nest deeper than [`MAX_DEPTH`].
+    fn open(&mut self, frame: Frame, pos: Pos) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fail(Diagnostic::at(
+                pos,
+                format!("values nest more than {MAX_DEPTH} levels deep"),
+            ));
+            return;
+        }
+        if self.count(1, pos) {
+            self.stack.push(frame);
+        }
+    }
+
     fn on_event(&mut self, ev: Event, mark: Marker) {
-        let pos = pos_of(mark);
+        let pos = pos_of(mark).min(self.end);
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
+                if !self.count(1, pos) {
+                    return;
+                }
+                let size = Size {
+                    values: 1,
+                    bytes: text.len(),
+                    height: 0,
+                };
                 let scalar = if style == TScalarStyle::Plain {
-                    resolve_plain(&text)
+                    match resolve_plain(&text) {
+                        // A plain scalar folded from several lines has no 1:1 columns. Nor
+                        // do very long ones keep theirs: finding a column in them would take
+                        // time in proportion to their length, for every error in them.
+                        Scalar::Str { value, plain: true } => Scalar::Str {
+                            plain: value.len() <= MAX_PLAIN_COLUMNS
+                                && self.written_at(mark, &value),
+                            value,
+                        },
+                        s => s,
+                    }
                 } else {
                     Scalar::Str {
                         value: text,
@@ -236,16 +450,19 @@ impl MarkedEventReceiver for Builder {
                         kind: YKind::Scalar(scalar),
                     },
                     anchor,
+                    size,
                 );
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq(pos, anchor, vec![])),
+            Event::SequenceStart(anchor, _) => {
+                self.open(Frame::Seq(pos, anchor, vec![], Size::default()), pos)
+            }
             Event::MappingStart(anchor, _) => {
-                self.stack.push(Frame::Map(pos, anchor, vec![], None))
+                self.open(Frame::Map(pos, anchor, vec![], None, Size::default()), pos)
             }
             // A block collection starts where its first entry does; the parser's mark for it
             // can lie after that entry's key.
             Event::SequenceEnd => {
-                if let Some(Frame::Seq(p, anchor, items)) = self.stack.pop() {
+                if let Some(Frame::Seq(p, anchor, items, s)) = self.stack.pop() {
                     let pos = items.first().map_or(p, |i| i.pos.min(p));
                     self.push_value(
                         YValue {
@@ -253,11 +470,16 @@ impl MarkedEventReceiver for Builder {
                             kind: YKind::Seq(items),
                         },
                         anchor,
+                        Size {
+                            values: s.values + 1,
+                            bytes: s.bytes,
+                            height: s.height + 1,
+                        },
                     );
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map(p, anchor, entries, _)) = self.stack.pop() {
+                if let Some(Frame::Map(p, anchor, entries, _, s)) = self.stack.pop() {
                     let pos = entries.first().map_or(p, |(k, _)| k.pos.min(p));
                     self.push_value(
                         YValue {
@@ -265,21 +487,38 @@ impl MarkedEventReceiver for Builder {
                             kind: YKind::Map(entries),
                         },
                         anchor,
+                        Size {
+                            values: s.values + 1,
+                            bytes: s.bytes,
+                            height: s.height + 1,
+                        },
                     );
                 }
             }
             Event::Alias(id) => {
-                let v = match self.anchors.get(&id) {
-                    Some(v) => YValue {
-                        pos,
-                        kind: v.kind.clone(),
-                    },
-                    None => YValue {
-                        pos,
-                        kind: YKind::Scalar(Scalar::Null),
-                    },
+                let Some(size) = self.anchors.get(&id).map(|(_, s)| *s) else {
+                    if self.count(1, pos) {
+                        let null = YValue {
+                            pos,
+                            kind: YKind::Scalar(Scalar::Null),
+                        };
+                        self.push_value(null, 0, Size::default());
+                    }
+                    return;
                 };
-                self.push_value(v, 0);
+                if self.stack.len() + size.height > MAX_DEPTH {
+                    let what = self.alias_name(mark);
+                    self.fail(Diagnostic::at(
+                        pos,
+                        format!("{what} makes values nest more than {MAX_DEPTH} levels deep"),
+                    ));
+                    return;
+                }
+                if !self.copy_alias(size, pos, mark) || !self.count(size.values, pos) {
+                    return;
+                }
+                let kind = self.anchors[&id].0.kind.clone();
+                self.push_value(YValue { pos, kind }, 0, size);
             }
             _ => {}
         }
@@ -287,29 +526,44 @@ impl MarkedEventReceiver for Builder {
 }
 
 /// Parses one YAML document. An empty file parses as null; several documents are an error.
+/// One leading byte-order mark is ignored.
+///
+/// Nesting deeper than [`MAX_DEPTH`], more than [`MAX_VALUES`] values, or anchors and
+/// aliases that copy more than [`MAX_ALIAS_VALUES`] values are errors at the place where the
+/// limit is crossed; parsing stops there.
 pub fn parse(source: &str) -> Result<YValue, Diagnostic> {
-    let mut b = Builder::default();
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let mut b = Builder::new(source);
     let mut parser = Parser::new_from_str(source);
-    if let Err(e) = parser.load(&mut b, true) {
-        let m = e.marker();
-        return Err(Diagnostic::at(
-            pos_of(*m),
-            format!("invalid YAML: {}", e.info()),
-        ));
+    // Events are pulled one at a time rather than through `Parser::load`, which recurses once
+    // per nesting level, so that parsing can stop at the first limit crossed.
+    loop {
+        match parser.next_token() {
+            Err(e) => {
+                return Err(Diagnostic::at(
+                    pos_of(*e.marker()).min(b.end),
+                    format!("invalid YAML: {}", e.info()),
+                ))
+            }
+            Ok((Event::StreamEnd, _)) => break,
+            Ok((ev, mark)) => b.on_event(ev, mark),
+        }
+        if let Some(e) = b.error.take() {
+            return Err(e);
+        }
+        if b.docs.len() > 1 {
+            return Err(Diagnostic::at(
+                b.docs[1].pos,
+                "a DAG file holds one YAML document, found a second one",
+            ));
+        }
     }
-    if let Some(e) = b.error {
-        return Err(e);
-    }
-    match b.docs.len() {
-        0 => Ok(YValue {
+    match b.docs.pop() {
+        None => Ok(YValue {
             pos: Pos::new(1, 1),
             kind: YKind::Scalar(Scalar::Null),
         }),
-        1 => Ok(b.docs.pop().expect("one document")),
-        _ => Err(Diagnostic::at(
-            b.docs[1].pos,
-            "a DAG file holds one YAML document, found a second one",
-        )),
+        Some(d) => Ok(d),
     }
 }
 
@@ -356,5 +610,91 @@ mod tests {
         assert_eq!(m[1].1.kind, YKind::Scalar(Scalar::Float(1.5)));
         assert_eq!(m[2].1.kind, YKind::Scalar(Scalar::Bool(true)));
         assert!(m[3].1.is_null());
+    }
+
+    #[test]
+    fn aliases_copy_their_anchor() {
+        let v = parse("a: &x {k: [1, 2]}\nb: *x\nc: [*x, *x]\n").unwrap();
+        let m = v.as_map().unwrap();
+        assert_eq!(m[1].1.kind, m[0].1.kind);
+        assert_eq!(m[1].1.pos, Pos::new(2, 4));
+        assert_eq!(v.to_json()["c"][1]["k"][1], 2);
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded() {
+        let mut src = String::from("l0: &l0 [a, a, a, a, a, a, a, a, a, a]\n");
+        for i in 1..9 {
+            src.push_str(&format!(
+                "l{i}: &l{i} [{}]\n",
+                vec![format!("*l{}", i - 1); 10].join(",")
+            ));
+        }
+        let e = parse(&src).unwrap_err();
+        // l3 holds 11111 values: the eighth `*l3` in l4 crosses 100000 copied values.
+        assert!(
+            e.message
+                .starts_with("alias `*l3` would make aliases expand"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.pos, Some(Pos::new(5, 10 + 7 * 4)));
+        // Big strings copied by aliases count too.
+        let big = "x".repeat(4 << 20);
+        let src = format!("a: &a \"{big}\"\nb: [{}]\n", ["*a"; 10].join(", "));
+        let e = parse(&src).unwrap_err();
+        assert!(e.message.contains("MiB of text"), "{}", e.message);
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let ok = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+        let deep = format!(
+            "{}1{}",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
+        let e = parse(&deep).unwrap_err();
+        assert_eq!(e.pos, Some(Pos::new(1, MAX_DEPTH + 1)));
+        let e = parse(&format!("{}x", "- ".repeat(100_000))).unwrap_err();
+        assert_eq!(e.pos, Some(Pos::new(1, 2 * MAX_DEPTH + 1)));
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped() {
+        let v = parse("\u{feff}a: 1\nb: 2\n").unwrap();
+        let m = v.as_map().unwrap();
+        assert_eq!(m[0].0.name, "a");
+        assert_eq!(m[0].0.pos, Pos::new(1, 1));
+        assert_eq!(m[1].0.pos, Pos::new(2, 1));
+    }
+
+    #[test]
+    fn positions_stay_inside_the_file() {
+        assert_eq!(parse("!T").unwrap().pos, Pos::new(1, 3));
+        let e = parse("a: 1\n~").unwrap_err();
+        assert!(e.pos.unwrap() <= Pos::new(2, 2), "{e:?}");
+    }
+
+    #[test]
+    fn second_document_is_an_error() {
+        let e = parse("a: 1\n---\nb: 2\n").unwrap_err();
+        assert_eq!(e.pos, Some(Pos::new(3, 1)));
+    }
+
+    #[test]
+    fn folded_plain_scalars_are_not_plain() {
+        let v = parse("a: x y\nb: x\n  y\nc: [p,\n  q r]\n").unwrap();
+        let m = v.as_map().unwrap();
+        let plain =
+            |v: &YValue| matches!(v.kind, YKind::Scalar(Scalar::Str { plain, .. }) if plain);
+        assert!(plain(&m[0].1));
+        assert_eq!(m[1].1.as_str(), Some("x y"));
+        assert!(!plain(&m[1].1));
+        match &m[2].1.kind {
+            YKind::Seq(items) => assert!(plain(&items[0]) && plain(&items[1])),
+            k => panic!("{k:?}"),
+        }
     }
 }
