@@ -95,6 +95,12 @@ fn main() {
     for p in ["Cargo.toml", "build.rs"] {
         println!("cargo:rerun-if-changed={}", here.join(p).display());
     }
-    println!("cargo:rerun-if-changed={}", root.join("kernels/Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("kernels/Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
 }

@@ -310,7 +310,8 @@ async fn resume_cmd(g: &Global, run_id: &str, a: &ExecArgs, registry: &Registry)
     }
     // What an earlier session of this run left running (a zest killed with -9 takes its
     // workers down, but a process that escaped its group would still hold on to outputs).
-    let stopped = zest_engine::sandbox::stop_run_processes(run_id, std::time::Duration::from_secs(5));
+    let stopped =
+        zest_engine::sandbox::stop_run_processes(run_id, std::time::Duration::from_secs(5));
     if stopped > 0 {
         errln!("zest: stopped {stopped} process(es) left running by an earlier session of run {run_id}");
     }
@@ -566,7 +567,10 @@ fn runs_list(g: &Global, json: bool, limit: usize) -> i32 {
     }
     outln!(
         "{:24}  {:20}  {:11}  {:24}  NODES",
-        "RUN", "DAG", "STATUS", "STARTED"
+        "RUN",
+        "DAG",
+        "STATUS",
+        "STARTED"
     );
     for r in &recs {
         let counts: Vec<String> = r.counts().iter().map(|(k, v)| format!("{v} {k}")).collect();
@@ -802,7 +806,11 @@ async fn gc_cmd(g: &Global) -> i32 {
         }
     }
     for (p, b, what) in &removed {
-        outln!("removed {} ({}): {what}", p.display(), zest_engine::units::format_bytes(*b));
+        outln!(
+            "removed {} ({}): {what}",
+            p.display(),
+            zest_engine::units::format_bytes(*b)
+        );
     }
     let total: u64 = removed.iter().map(|r| r.1).sum();
     outln!(

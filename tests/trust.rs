@@ -21,6 +21,14 @@ fn cached(r: &serde_json::Value, n: &str) -> bool {
     node(r, n)["status"] == "cached"
 }
 
+fn rows(p: &Project, r: &serde_json::Value, n: &str, port: &str) -> serde_json::Value {
+    let d = node(r, n)["outputs"][port]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.json(&format!(".zest/manifests/{d}.json"))["meta"]["rows"].clone()
+}
+
 fn plan_action(p: &Project, dag: &str, n: &str) -> String {
     let o = p.zest(&["plan", dag, "--json"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -70,8 +78,7 @@ fn changed_added_and_removed_input_files_are_cache_misses() {
         "<html><head><title>A</title></head><body><p>Metformin lowers hepatic glucose output in adults with type 2 diabetes mellitus.</p></body></html>",
     );
     let r1 = run(&p, "dag.yaml", &[]);
-    let rows1 = &node(&r1, "load")["outputs"]["data"]["meta"]["rows"];
-    assert_eq!(rows1, 1, "{r1}");
+    assert_eq!(rows(&p, &r1, "load", "data"), 1, "{r1}");
     assert_eq!(plan_action(&p, "dag.yaml", "load"), "cached");
     // A row added to the same file: a miss, and the new row is in the output.
     std::fs::write(
@@ -82,7 +89,7 @@ fn changed_added_and_removed_input_files_are_cache_misses() {
     assert_eq!(plan_action(&p, "dag.yaml", "load"), "run");
     let r2 = run(&p, "dag.yaml", &[]);
     assert!(!cached(&r2, "load"), "{r2}");
-    assert_eq!(node(&r2, "load")["outputs"]["data"]["meta"]["rows"], 2);
+    assert_eq!(rows(&p, &r2, "load", "data"), 2);
     assert!(cached(&r2, "html"), "{r2}");
     // A file added to a glob.
     p.write(
@@ -91,10 +98,13 @@ fn changed_added_and_removed_input_files_are_cache_misses() {
     );
     let r3 = run(&p, "dag.yaml", &[]);
     assert!(!cached(&r3, "html") && cached(&r3, "load"), "{r3}");
-    // A file removed.
+    // A file removed: back to the first run's files, so its outputs (from the cache).
     std::fs::remove_file(p.path().join("web/b.html")).unwrap();
     let r4 = run(&p, "dag.yaml", &[]);
-    assert!(!cached(&r4, "html"), "{r4}");
+    assert_ne!(
+        node(&r4, "html")["outputs"]["docs"]["digest"],
+        node(&r3, "html")["outputs"]["docs"]["digest"]
+    );
     assert_eq!(
         node(&r4, "html")["outputs"]["docs"]["digest"],
         node(&r1, "html")["outputs"]["docs"]["digest"]
@@ -102,11 +112,23 @@ fn changed_added_and_removed_input_files_are_cache_misses() {
     // Unchanged: hits, and the files are named in the manifest's provenance.
     let r5 = run(&p, "dag.yaml", &[]);
     assert!(cached(&r5, "html") && cached(&r5, "load"), "{r5}");
-    let d = node(&r5, "load")["outputs"]["data"]["digest"].as_str().unwrap().to_string();
+    let d = node(&r5, "load")["outputs"]["data"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let m = p.json(&format!(".zest/manifests/{d}.json"));
     let files = m["provenance"]["files"].as_array().unwrap();
-    assert!(files[0]["location"].as_str().unwrap().ends_with("in/a.jsonl"), "{m}");
-    assert!(files[0]["content"].as_str().unwrap().starts_with("sha256:"), "{m}");
+    assert!(
+        files[0]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("in/a.jsonl"),
+        "{m}"
+    );
+    assert!(
+        files[0]["content"].as_str().unwrap().starts_with("sha256:"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -122,8 +144,14 @@ fn shell_reads_are_in_the_cache_key() {
     std::fs::write(p.path().join("conf/x.txt"), "two\n").unwrap();
     let r = run(&p, "dag.yaml", &[]);
     assert!(!cached(&r, "s"), "{r}");
-    let out = node(&r, "s")["outputs"]["out"]["uri"].as_str().unwrap().to_string();
-    assert_eq!(std::fs::read_to_string(format!("{out}/x.txt")).unwrap(), "two\n");
+    let out = node(&r, "s")["outputs"]["out"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(format!("{out}/x.txt")).unwrap(),
+        "two\n"
+    );
 }
 
 // ---------------------------------------------------------------- 2. code in cache keys
@@ -133,7 +161,10 @@ fn the_code_fingerprint_is_part_of_the_cache_key() {
     let p = Project::new();
     p.write("dag.yaml", "nodes:\n  a:\n    op: noop\n");
     let r = run(&p, "dag.yaml", &[]);
-    let d = node(&r, "a")["outputs"]["out"]["digest"].as_str().unwrap().to_string();
+    let d = node(&r, "a")["outputs"]["out"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let m = p.json(&format!(".zest/manifests/{d}.json"));
     let code = m["provenance"]["op_code"].as_str().unwrap_or("");
     assert_eq!(code.len(), 32, "{m}");
@@ -158,7 +189,10 @@ fn nodes_cannot_change_their_inputs() {
     p.write("dag.yaml", TAMPER);
     let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
     let r = p.json("run.json");
-    let art = node(&r, "make")["outputs"]["out"]["uri"].as_str().unwrap().to_string();
+    let art = node(&r, "make")["outputs"]["out"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The writes fail (read-only file system or permission denied) …
     let log = std::fs::read_to_string(p.path().join(format!(
         ".zest/runs/{}/logs/tamper.log",
@@ -188,18 +222,29 @@ fn damaged_artifacts_are_detected_and_repaired_by_the_next_run() {
         "nodes:\n  make:\n    op: shell\n    with: {run: 'seq 1 20000 > \"$ZEST_OUT/n.txt\"'}\n  use:\n    op: shell\n    in: {x: make.out}\n    with: {run: 'wc -l < \"$ZEST_IN_X/n.txt\" > \"$ZEST_OUT/count\"'}\n",
     );
     let r1 = run(&p, "dag.yaml", &[]);
-    let art = node(&r1, "make")["outputs"]["out"]["uri"].as_str().unwrap().to_string();
+    let art = node(&r1, "make")["outputs"]["out"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let file = std::path::Path::new(&art).join("n.txt");
     let good = std::fs::read(&file).unwrap();
     // Damage it as a careless user with write access would: truncate it.
     std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("chmod u+w '{0}' '{1}' && truncate -s 100 '{1}'", art, file.display()))
+        .arg(format!(
+            "chmod u+w '{0}' '{1}' && truncate -s 100 '{1}'",
+            art,
+            file.display()
+        ))
         .status()
         .unwrap();
     let v = p.zest(&["store", "verify"]);
     assert!(!v.status.success(), "{}", text(&v));
-    assert!(String::from_utf8_lossy(&v.stdout).contains("BAD"), "{}", text(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("BAD"),
+        "{}",
+        text(&v)
+    );
     // Not a cache hit: the producer runs again and its output replaces the damaged bytes.
     assert_eq!(plan_action(&p, "dag.yaml", "make"), "run");
     let r2 = run(&p, "dag.yaml", &[]);
@@ -219,13 +264,20 @@ fn a_no_cache_rerun_replaces_an_edited_payload() {
         "nodes:\n  make:\n    op: shell\n    with: {run: 'seq 1 30000 > \"$ZEST_OUT/n.txt\"'}\n",
     );
     let r1 = run(&p, "dag.yaml", &[]);
-    let art = node(&r1, "make")["outputs"]["out"]["uri"].as_str().unwrap().to_string();
+    let art = node(&r1, "make")["outputs"]["out"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let file = std::path::Path::new(&art).join("n.txt");
     let good = std::fs::read(&file).unwrap();
     // Same size, other bytes.
     let mut bad = good.clone();
     bad[10] = b'X';
-    std::process::Command::new("chmod").arg("u+w").arg(&file).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("u+w")
+        .arg(&file)
+        .status()
+        .unwrap();
     std::fs::write(&file, &bad).unwrap();
     run(&p, "dag.yaml", &["--no-cache"]);
     assert_eq!(std::fs::read(&file).unwrap(), good);
@@ -246,14 +298,23 @@ fn links_out_of_an_output_are_refused_and_inner_links_stored_as_files() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let r = p.json("run.json");
     let e = node(&r, "out")["error"].as_str().unwrap();
-    assert!(e.contains("`p` is a symbolic link to /etc/passwd") && e.contains("outside"), "{e}");
+    assert!(
+        e.contains("`p` is a symbolic link to /etc/passwd") && e.contains("outside"),
+        "{e}"
+    );
     let e = node(&r, "dir")["error"].as_str().unwrap();
     assert!(e.contains("`etc` is a symbolic link"), "{e}");
     assert_eq!(node(&r, "inner")["status"], "succeeded", "{r}");
-    let art = node(&r, "inner")["outputs"]["out"]["uri"].as_str().unwrap().to_string();
+    let art = node(&r, "inner")["outputs"]["out"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for f in ["a", "b", "c"] {
         let path = std::path::Path::new(&art).join(f);
-        assert!(!path.symlink_metadata().unwrap().file_type().is_symlink(), "{f}");
+        assert!(
+            !path.symlink_metadata().unwrap().file_type().is_symlink(),
+            "{f}"
+        );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "hi\n");
     }
     let v = p.zest(&["store", "verify"]);
@@ -284,28 +345,38 @@ fn verify_of_a_missing_store_fails_without_creating_it() {
     let missing = p.path().join("nonexistent/dir");
     let o = p.zest(&["--store", missing.to_str().unwrap(), "store", "verify"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no store at"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no store at"),
+        "{}",
+        text(&o)
+    );
     assert!(!missing.exists());
 }
 
 #[test]
 fn leftovers_of_interrupted_commits_are_reported_and_collected() {
     let p = Project::new();
-    p.write("dag.yaml", "nodes:\n  a:\n    op: shell\n    with: {run: 'echo x > \"$ZEST_OUT/x\"'}\n");
+    p.write(
+        "dag.yaml",
+        "nodes:\n  a:\n    op: shell\n    with: {run: 'echo x > \"$ZEST_OUT/x\"'}\n",
+    );
     run(&p, "dag.yaml", &[]);
     // What a commit killed mid-copy leaves: a staging payload of a process that is gone.
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    let staging = p.path().join(format!(
-        ".zest/artifacts/.{}.{dead}-0.tmp",
-        "ab".repeat(32)
-    ));
+    let staging = p
+        .path()
+        .join(format!(".zest/artifacts/.{}.{dead}-0.tmp", "ab".repeat(32)));
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::write(staging.join("part"), vec![0u8; 100_000]).unwrap();
     let v = p.zest(&["store", "verify"]);
     assert!(!v.status.success(), "{}", text(&v));
-    assert!(String::from_utf8_lossy(&v.stdout).contains("zest store gc"), "{}", text(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("zest store gc"),
+        "{}",
+        text(&v)
+    );
     let g = p.zest(&["store", "gc"]);
     assert!(g.status.success(), "{}", text(&g));
     assert!(!staging.exists());
@@ -358,25 +429,50 @@ fn secrets_reach_nodes_and_nothing_zest_writes() {
     // Without the variable the run does not start.
     let o = p.zest(&["run", "dag.yaml"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("$ZEST_TEST_API_KEY"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("$ZEST_TEST_API_KEY"),
+        "{}",
+        text(&o)
+    );
     // On the command line it is refused.
     let o = p.zest(&["run", "dag.yaml", "--param", &format!("api_key={secret}")]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("is a secret"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is a secret"),
+        "{}",
+        text(&o)
+    );
     let o = p
         .cmd()
         .env("ZEST_TEST_API_KEY", secret)
-        .args(["run", "dag.yaml", "--report", "run.json", "--report", "junit.xml"])
+        .args([
+            "run",
+            "dag.yaml",
+            "--report",
+            "run.json",
+            "--report",
+            "junit.xml",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let r = p.json("run.json");
     assert_eq!(node(&r, "use")["status"], "succeeded", "{r}");
-    let ok = node(&r, "use")["outputs"]["out"]["uri"].as_str().unwrap().to_string();
-    assert!(std::path::Path::new(&ok).join("ok").exists(), "the node got the secret");
+    let ok = node(&r, "use")["outputs"]["out"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        std::path::Path::new(&ok).join("ok").exists(),
+        "the node got the secret"
+    );
     let run_id = r["run_id"].as_str().unwrap().to_string();
-    let log = std::fs::read_to_string(p.path().join(format!(".zest/runs/{run_id}/logs/use.log"))).unwrap();
-    assert!(log.contains("key is ***") && log.contains("env is ***"), "{log}");
+    let log = std::fs::read_to_string(p.path().join(format!(".zest/runs/{run_id}/logs/use.log")))
+        .unwrap();
+    assert!(
+        log.contains("key is ***") && log.contains("env is ***"),
+        "{log}"
+    );
     let err = node(&r, "fail")["error"].as_str().unwrap();
     assert!(err.contains("failing with Bearer ***"), "{err}");
     // Nowhere in the state directory (journal, records, logs, manifests, cache entries,
@@ -419,11 +515,19 @@ nodes:
     with: {run: "echo 'hello ${params.name}' > \"$ZEST_OUT/single\""}
 "#,
     );
-    for value in ["x; touch pwned", "$(touch pwned)", "`touch pwned`", "a'b\"c $HOME"] {
+    for value in [
+        "x; touch pwned",
+        "$(touch pwned)",
+        "`touch pwned`",
+        "a'b\"c $HOME",
+    ] {
         let r = run(&p, "dag.yaml", &["--param", &format!("name={value}")]);
         assert!(!p.path().join("pwned").exists(), "{value} ran as code");
         for n in ["bare", "double", "single"] {
-            let art = node(&r, n)["outputs"]["out"]["uri"].as_str().unwrap().to_string();
+            let art = node(&r, n)["outputs"]["out"]["uri"]
+                .as_str()
+                .unwrap()
+                .to_string();
             let got = std::fs::read_to_string(format!("{art}/{n}")).unwrap();
             assert_eq!(got, format!("hello {value}\n"), "{n} with {value}");
         }
@@ -448,7 +552,10 @@ fn data_sql_accepts_queries_only() {
         let o = p.zest(&["validate", "dag.yaml"]);
         assert_eq!(o.status.code(), Some(2), "{q}: {}", text(&o));
         let e = String::from_utf8_lossy(&o.stderr);
-        assert!(e.contains("must be a query") && e.contains(what), "{q}: {e}");
+        assert!(
+            e.contains("must be a query") && e.contains(what),
+            "{q}: {e}"
+        );
         assert!(e.contains("dag.yaml:4:"), "{e}");
     }
     assert!(!p.path().join("out.csv").exists());
@@ -471,11 +578,18 @@ fn node_logs_are_capped_with_a_note_and_the_tail() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let r = p.json("run.json");
-    let log = p.path().join(format!(".zest/runs/{}/logs/loud.log", r["run_id"].as_str().unwrap()));
+    let log = p.path().join(format!(
+        ".zest/runs/{}/logs/loud.log",
+        r["run_id"].as_str().unwrap()
+    ));
     let len = std::fs::metadata(&log).unwrap().len();
     assert!(len < (1 << 20) + (1 << 17), "log is {len} bytes");
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("more bytes were dropped"), "{}", &text[text.len() - 300..]);
+    assert!(
+        text.contains("more bytes were dropped"),
+        "{}",
+        &text[text.len() - 300..]
+    );
     assert!(text.trim_end().ends_with("THE-END"));
 }
 
@@ -534,7 +648,11 @@ fn sigterm_during_a_retry_backoff_exits_at_once() {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let status = child.wait().unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t0.elapsed()
+    );
     assert_eq!(status.code(), Some(130));
 }
 
@@ -568,7 +686,11 @@ fn background_children_of_a_finished_node_are_killed() {
     while alive_with_marker(&marker) > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(alive_with_marker(&marker), 0, "the node's background child outlived it");
+    assert_eq!(
+        alive_with_marker(&marker),
+        0,
+        "the node's background child outlived it"
+    );
 }
 
 #[test]
@@ -615,7 +737,9 @@ fn closed_stdout_is_not_a_panic() {
     let p = Project::new();
     let mut dag = String::from("nodes:\n");
     for i in 0..300 {
-        dag.push_str(&format!("  n{i}:\n    op: noop\n    with: {{tag: \"{i}\"}}\n"));
+        dag.push_str(&format!(
+            "  n{i}:\n    op: noop\n    with: {{tag: \"{i}\"}}\n"
+        ));
     }
     p.write("dag.yaml", &dag);
     for args in [
@@ -654,12 +778,19 @@ fn memory_limits_are_enforced_and_absurd_ones_refused() {
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     let e = p.json("run.json");
     let e = node(&e, "hog")["error"].as_str().unwrap().to_string();
-    assert!(e.contains("over its limit of 64") && e.contains("resources.memory"), "{e}");
+    assert!(
+        e.contains("over its limit of 64") && e.contains("resources.memory"),
+        "{e}"
+    );
     p.write(
         "dag.yaml",
         "nodes:\n  a:\n    op: noop\n    resources: {memory: 100000000TiB}\n",
     );
     let o = p.zest(&["validate", "dag.yaml"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("larger than any machine"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("larger than any machine"),
+        "{}",
+        text(&o)
+    );
 }

@@ -47,7 +47,12 @@ pub fn compile_source(
         .and_then(|s| s.to_str())
         .unwrap_or("dag")
         .to_string();
-    let (spec, mut errs) = spec::parse(&stem, source, overrides);
+    // Strings whose schema marks them as shell scripts get their parameters quoted.
+    let quoting = |op: &str, path: &[String]| match registry.get(op) {
+        Some(o) => crate::params::quoting_in_schema(o.config_schema(), path),
+        None => crate::params::Quoting::Plain,
+    };
+    let (spec, mut errs) = spec::parse_with(&stem, source, overrides, &quoting);
     let plan = spec.map(|s| compile(&s, registry, &mut errs));
     errs.sort_by_key(|d| d.pos.map(|p| (p.line, p.col)).unwrap_or((0, 0)));
     errs.dedup();

@@ -253,9 +253,9 @@ fn parse_one(name: &str, pos: Pos, v: &YValue, errs: &mut Vec<Diagnostic>) -> Op
         Some(t) => match t.as_str().and_then(ParamType::parse) {
             Some(ty) => ty,
             None => {
-                let help = t
-                    .as_str()
-                    .and_then(|s| did_you_mean(s, ["int", "float", "string", "bool", "list", "secret"]));
+                let help = t.as_str().and_then(|s| {
+                    did_you_mean(s, ["int", "float", "string", "bool", "list", "secret"])
+                });
                 errs.push(
                     Diagnostic::at(
                         t.pos,
@@ -312,7 +312,9 @@ fn parse_secret(
     if let Some(d) = default {
         errs.push(Diagnostic::at(
             d.pos,
-            format!("secret parameter `{name}` cannot have a default: its value comes from `env` only"),
+            format!(
+                "secret parameter `{name}` cannot have a default: its value comes from `env` only"
+            ),
         ));
         return None;
     }
@@ -628,7 +630,10 @@ mod tests {
             assert!(errs.is_empty(), "{errs:?}");
             out.to_json()["run"].as_str().unwrap().to_string()
         };
-        assert_eq!(sub("run: echo ${params.name}\n"), r#"echo 'x'\''; rm -rf / #'"#);
+        assert_eq!(
+            sub("run: echo ${params.name}\n"),
+            r#"echo 'x'\''; rm -rf / #'"#
+        );
         assert_eq!(
             sub("run: 'echo \"${params.name}\"'\n"),
             r#"echo "x'; rm -rf / #""#
@@ -654,7 +659,8 @@ mod tests {
         assert!(e[0].message.contains("needs `env`"), "{e:?}");
         let (_, e) = params("k: {type: secret, env: X, default: y}\n", &[]);
         assert!(e[0].message.contains("cannot have a default"), "{e:?}");
-        let v = crate::yaml::parse("run: curl -H \"A: ${params.k}\"\nenv: ${params.k}\n").unwrap();
+        let v =
+            crate::yaml::parse("run: 'curl -H \"A: ${params.k}\"'\nenv: ${params.k}\n").unwrap();
         let (p, _) = params("k: {type: secret, env: OPENAI_API_KEY}\n", &[]);
         let out = substitute_in(&v, &p, &mut vec![], &mut vec![], &|path| {
             if path == ["run"] {

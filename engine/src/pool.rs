@@ -345,7 +345,7 @@ async fn drive(
                     let mut line = serde_json::to_vec(&job.task).expect("tasks encode");
                     line.push(b'\n');
                     if queue.is_empty() {
-                        deadline = job.timeout.map(|t| Instant::now() + t);
+                        deadline = job.timeout.and_then(|t| Instant::now().checked_add(t));
                     }
                     let stdin = w.stdin.as_mut().expect("open while driving");
                     let sent = stdin.write_all(&line).await;
@@ -364,7 +364,7 @@ async fn drive(
                     Ok(res) => {
                         let done = queue.pop_front().expect("not empty");
                         let next = queue.front().map(|j| j.token);
-                        deadline = queue.front().and_then(|j| j.timeout).map(|t| Instant::now() + t);
+                        deadline = queue.front().and_then(|j| j.timeout).and_then(|t| Instant::now().checked_add(t));
                         report(Report::Ended { worker: id, token: done.token, outcome: Outcome::Done(res), next, requeue: vec![], alive: true });
                         None
                     }

@@ -106,7 +106,10 @@ fn children() -> Vec<libc::pid_t> {
     if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
         for t in tasks.flatten() {
             if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
-                out.extend(s.split_whitespace().filter_map(|p| p.parse::<libc::pid_t>().ok()));
+                out.extend(
+                    s.split_whitespace()
+                        .filter_map(|p| p.parse::<libc::pid_t>().ok()),
+                );
             }
         }
         if !out.is_empty() || Path::new(&format!("/proc/{me}/task/{me}/children")).exists() {
@@ -117,7 +120,11 @@ fn children() -> Vec<libc::pid_t> {
     }
     // Kernels without `children` files: scan every process's parent.
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<libc::pid_t>().ok()) else {
+        let Some(pid) = e
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<libc::pid_t>().ok())
+        else {
             continue;
         };
         if let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) {

@@ -85,7 +85,12 @@ pub async fn external_files(node: &PlanNode) -> Result<Vec<ExternalFile>> {
 /// runs (and reports the problem itself) and its outputs are never served for other files.
 fn unmatched_key() -> String {
     crate::digest::sha256_hex(
-        format!("unreadable files {} {:?}", rand::random::<u64>(), Instant::now()).as_bytes(),
+        format!(
+            "unreadable files {} {:?}",
+            rand::random::<u64>(),
+            Instant::now()
+        )
+        .as_bytes(),
     )
 }
 

@@ -105,9 +105,14 @@ impl Redactor {
         self.values.is_empty()
     }
 
-    /// The length of the longest secret, in bytes.
-    pub fn longest(&self) -> usize {
-        self.values.first().map(String::len).unwrap_or(0)
+    /// How many bytes at the end of `data` could be the start of a secret that later data
+    /// completes: output that must be held back before it is written.
+    pub fn partial_at_end(&self, data: &[u8]) -> usize {
+        self.values
+            .iter()
+            .map(|v| partial_suffix(data, v.as_bytes()))
+            .max()
+            .unwrap_or(0)
     }
 
     /// `text` with every secret's value replaced.
@@ -159,6 +164,14 @@ impl Redactor {
     }
 }
 
+/// The length of the longest proper prefix of `pattern` that `data` ends with.
+pub fn partial_suffix(data: &[u8], pattern: &[u8]) -> usize {
+    (1..pattern.len().min(data.len() + 1))
+        .rev()
+        .find(|&k| data.ends_with(&pattern[..k]))
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,10 +199,16 @@ mod tests {
         let r = Redactor::from_env(&["ZEST_TEST_SECRET_B".to_string()]);
         assert_eq!(r.redact("a tok-123456 b tok-123456"), "a *** b ***");
         assert_eq!(r.redact_bytes(b"x=tok-123456\n"), b"x=***\n");
+        assert_eq!(r.partial_at_end(b"a tok-1"), 5);
+        assert_eq!(r.partial_at_end(b"a tok-123456"), 0);
+        assert_eq!(r.partial_at_end(b"still going\n"), 0);
         let j = r.redact_json(&serde_json::json!({"k": ["tok-123456"]}));
         assert_eq!(j["k"][0], "***");
         let mut params = serde_json::Map::new();
-        params.insert("key".into(), J::String("${secrets.ZEST_TEST_SECRET_B}".into()));
+        params.insert(
+            "key".into(),
+            J::String("${secrets.ZEST_TEST_SECRET_B}".into()),
+        );
         params.insert("n".into(), J::from(3));
         assert_eq!(declared(&params), vec!["ZEST_TEST_SECRET_B".to_string()]);
     }

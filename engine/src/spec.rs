@@ -291,6 +291,9 @@ fn describe(v: &YValue) -> String {
     }
 }
 
+/// The most cores a node may ask for: more is a typo.
+const MAX_CPUS: f64 = 65536.0;
+
 fn parse_resources(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<Resources> {
     let m = want_map(v, "`resources`", errs)?;
     check_keys(m, &["cpu", "memory", "gpu"], "`resources`", errs);
@@ -298,12 +301,12 @@ fn parse_resources(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<Resources> 
     let mut r = Resources::default();
     if let Some(c) = get(m, "cpu") {
         match c.kind {
-            YKind::Scalar(Scalar::Int(i)) if i > 0 => r.cpu = i as f64,
-            YKind::Scalar(Scalar::Float(f)) if f > 0.0 && f.is_finite() => r.cpu = f,
+            YKind::Scalar(Scalar::Int(i)) if i > 0 && i <= MAX_CPUS as i64 => r.cpu = i as f64,
+            YKind::Scalar(Scalar::Float(f)) if f > 0.0 && f <= MAX_CPUS => r.cpu = f,
             _ => errs.push(Diagnostic::at(
                 c.pos,
                 format!(
-                    "`resources.cpu` must be a positive number of cores, found {}",
+                    "`resources.cpu` must be a positive number of cores, at most {MAX_CPUS}, found {}",
                     describe(c)
                 ),
             )),
@@ -572,12 +575,27 @@ fn check_template_growth<'a>(
     None
 }
 
+/// Chooses how parameters are quoted in a node's config: given the node's `op` and the
+/// path of keys below its `with:`, the [`params::Quoting`] of that string.
+pub type ConfigQuoting<'a> = &'a dyn Fn(&str, &[String]) -> params::Quoting;
+
 /// Parses a DAG file. `overrides` are `--param name=value` pairs from the command line.
 /// Returns the spec (possibly partial) and every problem found.
 pub fn parse(
     file_stem: &str,
     source: &str,
     overrides: &[(String, String)],
+) -> (Option<DagSpec>, Vec<Diagnostic>) {
+    parse_with(file_stem, source, overrides, &|_, _| params::Quoting::Plain)
+}
+
+/// [`parse`], with parameters in node configs quoted as `quoting` says (e.g. for the shell
+/// scripts of `shell` nodes).
+pub fn parse_with(
+    file_stem: &str,
+    source: &str,
+    overrides: &[(String, String)],
+    quoting: ConfigQuoting<'_>,
 ) -> (Option<DagSpec>, Vec<Diagnostic>) {
     let mut errs = vec![];
     let root = match yaml::parse(source) {
@@ -624,7 +642,21 @@ pub fn parse(
     match get(top, "nodes") {
         None => errs.push(Diagnostic::at(root.pos, "the DAG has no `nodes:`")),
         Some(n) => {
-            let n = params::substitute(n, &params, &mut errs);
+            // Each node's `op`, to choose the quoting of the strings in its `with:`.
+            let ops: std::collections::HashMap<&str, &str> = n
+                .as_map()
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|(k, v)| Some((k.name.as_str(), get(v.as_map()?, "op")?.as_str()?)))
+                .collect();
+            let choose = |path: &[String]| match path {
+                [node, with, rest @ ..] if with == "with" => ops
+                    .get(node.as_str())
+                    .map(|op| quoting(op, rest))
+                    .unwrap_or(params::Quoting::Plain),
+                _ => params::Quoting::Plain,
+            };
+            let n = params::substitute_in(n, &params, &mut errs, &mut vec![], &choose);
             if let Some(m) = want_map(&n, "`nodes`", &mut errs) {
                 let mut seen: std::collections::HashMap<&str, Pos> = Default::default();
                 for (k, v) in m {

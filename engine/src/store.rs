@@ -420,7 +420,10 @@ impl ArtifactStore {
     /// its manifest parses and hashes to its digest, and every payload file has the recorded
     /// content (re-hashed locally; sizes checked remotely).
     async fn payload_intact(&self, digest: &str, files: &[FileEntry]) -> Result<bool> {
-        let Ok(Some(m)) = self.get_json::<ArtifactManifest>(&manifest_key(digest)).await else {
+        let Ok(Some(m)) = self
+            .get_json::<ArtifactManifest>(&manifest_key(digest))
+            .await
+        else {
             return Ok(false);
         };
         if m.files != files || digest::tree_digest(m.kind.as_str(), &m.files) != digest {
@@ -876,11 +879,7 @@ fn stat_entry(p: &Path) -> std::io::Result<(u64, i64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::symlink_metadata(p)?;
     let size = if m.is_dir() { 0 } else { m.size() };
-    Ok((
-        size,
-        m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-        m.ino(),
-    ))
+    Ok((size, m.mtime() * 1_000_000_000 + m.mtime_nsec(), m.ino()))
 }
 
 /// Makes the payload in `dir` read-only and records its seal.
@@ -917,7 +916,10 @@ fn seal(root: &Path, digest: &str, files: &[FileEntry]) -> Result<()> {
 }
 
 fn check_seal(root: &Path, digest: &str) -> std::result::Result<(), String> {
-    check_seal_at(&seal_path(root, digest), &root.join("artifacts").join(digest))
+    check_seal_at(
+        &seal_path(root, digest),
+        &root.join("artifacts").join(digest),
+    )
 }
 
 /// Compares `dir` with the seal at `seal`; no seal (an artifact never written out, or one
@@ -991,7 +993,10 @@ pub fn remove_tree(path: &Path) -> std::io::Result<()> {
 
 /// Whether process `pid` is alive.
 fn pid_alive(pid: u32) -> bool {
-    pid != 0 && unsafe { libc::kill(pid as libc::pid_t, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+    pid != 0
+        && unsafe {
+            libc::kill(pid as libc::pid_t, 0) == 0 || *libc::__errno_location() == libc::EPERM
+        }
 }
 
 /// The pid in a staging name `.<name>.<pid>-<n>.tmp` or a download's `.<digest>.<pid>.tmp`.
@@ -1064,7 +1069,11 @@ impl ArtifactStore {
             }
         }
         if let Some(root) = &self.local_root {
-            for e in std::fs::read_dir(root.join("artifacts")).into_iter().flatten().flatten() {
+            for e in std::fs::read_dir(root.join("artifacts"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if !is_digest(&name) || root.join(manifest_key(&name)).exists() {
                     continue;

@@ -54,7 +54,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total += n * scale;
         rest = &rest[unit_len..];
     }
-    Ok(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).map_err(|_| format!("duration `{text}` is too long"))
 }
 
 /// Formats a duration compactly (`1h2m3s`, `1.5s`, `250ms`).

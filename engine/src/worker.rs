@@ -230,9 +230,8 @@ fn execute_inner(
     };
     // Secrets reach the operator here, and only here.
     let config = crate::secret::resolve(&task.config, &task.secrets)?;
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        op.run(&config, &mut ctx)
-    }));
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.run(&config, &mut ctx)));
     // What to remove afterwards: directories that exist, unless committed (moved) first.
     for (port, dir) in &ctx.outputs {
         if ctx.has_dir(port) {
@@ -461,9 +460,9 @@ impl LogState {
                 }
                 None => {
                     let redacted = self.redactor.redact_bytes(&self.pending);
-                    let hold = (SYNC.len() - 1)
-                        .max(self.redactor.longest().saturating_sub(1))
-                        .min(redacted.len());
+                    // Hold back only what may be the start of a mark or of a secret.
+                    let hold = crate::secret::partial_suffix(&redacted, SYNC)
+                        .max(self.redactor.partial_at_end(&redacted));
                     let cut = redacted.len() - hold;
                     self.emit(&redacted[..cut]);
                     self.pending = redacted[cut..].to_vec();
@@ -575,9 +574,7 @@ impl NodeLogs {
         }
         let (lock, cv) = &*self.state;
         let st = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = cv.wait_timeout_while(st, std::time::Duration::from_secs(10), |st| {
-            st.seen < seq
-        });
+        let _ = cv.wait_timeout_while(st, std::time::Duration::from_secs(10), |st| st.seen < seq);
     }
 
     /// The last `lines` lines the running node printed.

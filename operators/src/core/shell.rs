@@ -40,19 +40,10 @@ pub struct ShellConfig {
 /// The `shell` operator.
 pub struct Shell;
 
-/// The environment variable name for an input port.
+/// The environment variable name for an input port (the compiler refuses ports that share
+/// one).
 pub fn input_var(port: &str) -> String {
-    let up: String = port
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("ZEST_IN_{up}")
+    zest_engine::compile::input_env_var(port)
 }
 
 impl Operator for Shell {

@@ -86,7 +86,10 @@ pub async fn fingerprint(patterns: &[String]) -> Result<Vec<ExternalFile>> {
                 match m.e_tag {
                     Some(tag) => format!("etag:{}:{}", tag.trim_matches('"'), m.size),
                     // No ETag: the content itself.
-                    None => format!("sha256:{}", zest_engine::digest::sha256_hex(&s.read().await?)),
+                    None => format!(
+                        "sha256:{}",
+                        zest_engine::digest::sha256_hex(&s.read().await?)
+                    ),
                 }
             }
         };

@@ -705,7 +705,9 @@ impl Operator for IngestPdf {
         rt: &tokio::runtime::Handle,
     ) -> Result<Vec<zest_engine::operator::ExternalFile>> {
         let mut files = rt.block_on(sources::fingerprint(&c.paths))?;
-        let lib = super::pdfium::candidates().into_iter().find(|p| p.is_file());
+        let lib = super::pdfium::candidates()
+            .into_iter()
+            .find(|p| p.is_file());
         let mut tools: Vec<std::path::PathBuf> = lib.into_iter().collect();
         if c.ocr != OcrMode::Never {
             let dir = c
