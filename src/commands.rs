@@ -799,7 +799,7 @@ async fn gc_cmd(g: &Global) -> i32 {
         let id = e.file_name().to_string_lossy().into_owned();
         let running = run::load_run(&g.state, &id).is_ok_and(|r| r.status == RunStatus::Running);
         if !running {
-            let bytes = dir_bytes(&e.path());
+            let bytes = zest_engine::store::tree_bytes(&e.path());
             if zest_engine::store::remove_tree(&e.path()).is_ok() {
                 removed.push((e.path(), bytes, "scratch space of a finished run"));
             }
@@ -819,21 +819,6 @@ async fn gc_cmd(g: &Global) -> i32 {
         zest_engine::units::format_bytes(total)
     );
     OK
-}
-
-fn dir_bytes(p: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => stack.push(e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
 }
 
 async fn verify_cmd(g: &Global, digests: Vec<String>) -> i32 {

@@ -1017,7 +1017,8 @@ pub struct Leftover {
     pub what: &'static str,
 }
 
-fn tree_bytes(p: &Path) -> u64 {
+/// The bytes held by the files under `p` (or the file `p`).
+pub fn tree_bytes(p: &Path) -> u64 {
     let Ok(m) = std::fs::symlink_metadata(p) else {
         return 0;
     };
