@@ -47,7 +47,14 @@ test-tools:
 	@bash infra/scripts/install-test-tools.sh
 
 ## test: set up, then run every test (unit, integration, end-to-end against real services).
-test: build test-tools
+## The test tools (otelite is a cargo build of its own) are installed while the workspace
+## builds, at a lower priority, so they use the CPU the build leaves idle.
+test: deps
+	@mkdir -p .zest; \
+	setsid bash infra/scripts/install-test-tools.sh >.zest/test-tools.log 2>&1 & tools=$$!; \
+	if ! $(MAKE) --no-print-directory build; then kill -- -$$tools 2>/dev/null; exit 2; fi; \
+	if ! wait $$tools; then cat .zest/test-tools.log; echo "installing the test tools failed (log above)" >&2; exit 2; fi; \
+	tail -n 4 .zest/test-tools.log
 	@for f in dags/*.yaml; do ./$(BIN) validate "$$f" || exit 2; done
 	$(CARGO) test --release --locked --workspace --no-fail-fast --lib --bins --tests $(if $(shell nvidia-smi -L 2>/dev/null),-- --include-ignored,)
 
