@@ -222,6 +222,14 @@ impl InputArtifact {
 /// are committed without touching the local file system.
 pub const SMALL_OUTPUT_LIMIT: usize = 64 << 10;
 
+/// Threads for a node declaring `cpus` cores (every core when it declares none).
+pub fn threads_for(cpus: Option<f64>) -> usize {
+    match cpus {
+        Some(c) if c.is_finite() && c > 0.0 => (c.ceil() as usize).max(1),
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
 /// What an operator sees while it runs.
 pub struct OpContext {
     /// The run id.
@@ -230,6 +238,8 @@ pub struct OpContext {
     pub node: String,
     /// 1-based attempt number.
     pub attempt: u32,
+    /// The node's declared `resources.cpu`, if any (see [`OpContext::threads`]).
+    pub cpus: Option<f64>,
     /// Input artifacts by port.
     pub inputs: BTreeMap<String, Vec<InputArtifact>>,
     /// Output directories by port; see [`OpContext::output_dir`].
@@ -256,6 +266,13 @@ pub struct OpContext {
 }
 
 impl OpContext {
+    /// How many threads the operator may keep busy: the node's `resources.cpu` rounded up
+    /// when it declares one (the scheduler reserves that much for it), otherwise every core
+    /// of the machine.
+    pub fn threads(&self) -> usize {
+        threads_for(self.cpus)
+    }
+
     /// The artifacts connected to `port` (empty when unconnected).
     pub fn inputs(&self, port: &str) -> &[InputArtifact] {
         self.inputs.get(port).map(Vec::as_slice).unwrap_or(&[])

@@ -791,6 +791,7 @@ impl<'a> Runner<'a> {
             cache_key: self.keys[ix.index()].clone(),
             files: self.files[ix.index()].clone(),
             attempt,
+            cpus: node.resources.cpu_declared.then_some(node.resources.cpu),
             inputs: self
                 .input_outputs(ix)
                 .into_iter()

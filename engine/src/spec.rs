@@ -45,6 +45,10 @@ impl Default for RetryPolicy {
 pub struct Resources {
     /// CPU cores.
     pub cpu: f64,
+    /// Whether `cpu` was written (in the node or in `defaults:`) rather than defaulted: only
+    /// then does it also bound the threads an operator starts.
+    #[serde(default)]
+    pub cpu_declared: bool,
     /// Memory in bytes (0: not accounted).
     pub memory: u64,
     /// Whole GPUs.
@@ -55,6 +59,7 @@ impl Default for Resources {
     fn default() -> Self {
         Resources {
             cpu: 1.0,
+            cpu_declared: false,
             memory: 0,
             gpu: 0,
         }
@@ -300,6 +305,7 @@ fn parse_resources(v: &YValue, errs: &mut Vec<Diagnostic>) -> Option<Resources> 
     let n0 = errs.len();
     let mut r = Resources::default();
     if let Some(c) = get(m, "cpu") {
+        r.cpu_declared = true;
         match c.kind {
             YKind::Scalar(Scalar::Int(i)) if i > 0 && i <= MAX_CPUS as i64 => r.cpu = i as f64,
             YKind::Scalar(Scalar::Float(f)) if f > 0.0 && f <= MAX_CPUS => r.cpu = f,

@@ -66,6 +66,9 @@ pub struct Task {
     pub files: Vec<crate::operator::ExternalFile>,
     /// 1-based attempt.
     pub attempt: u32,
+    /// The node's declared `resources.cpu`, if any: the most threads its operator should run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
     /// Inputs by port.
     pub inputs: BTreeMap<String, Vec<InputRef>>,
     /// Output ports and their types.
@@ -216,6 +219,7 @@ fn execute_inner(
         run_id: task.run_id.clone(),
         node: task.node.clone(),
         attempt: task.attempt,
+        cpus: task.cpus,
         inputs,
         outputs,
         output_meta: BTreeMap::new(),
