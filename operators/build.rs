@@ -52,6 +52,8 @@ fn main() {
         here.join("data"),
         src.join("data/dataset.rs"),
         src.join("data/docs.rs"),
+        src.join("data/filter_report.rs"),
+        src.join("data/overrides.rs"),
         src.join("data/sources.rs"),
         root.join("kernels/src"),
         root.join("kernels/Cargo.toml"),

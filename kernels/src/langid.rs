@@ -2,6 +2,15 @@
 //! exists and ISO 639-3 otherwise. Trigram models (whatlang) for alphabetic scripts; text
 //! that is mostly Han characters is Chinese outright (whatlang tells Mandarin from Japanese by
 //! kana, which Chinese text lacks).
+//!
+//! **English medical text.** Drug names, abbreviations, units and numbers carry the trigrams
+//! of Latin, French or Italian (`-ine`, `-ol`, `-um`, `mg`), and whatlang tags English
+//! medication lists and lab-heavy notes as those. When whatlang names another Latin-script
+//! language, the text's function words decide: English is kept when at least 5% of its
+//! words are English function words and they outnumber the named language's own twice over
+//! (French, German, Spanish, Italian, Portuguese, Dutch and Latin have lists; a language
+//! without one keeps whatlang's verdict only if English function words are under 5%). A text
+//! with no words of any language (a bare list of lab values) keeps whatlang's guess.
 
 /// A detected language.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -68,6 +77,97 @@ fn is_kana(c: char) -> bool {
     matches!(c as u32, 0x3040..=0x30FF)
 }
 
+/// Frequent function words by language: English, and the Latin-script languages whatlang
+/// mistakes English medical text for.
+const FUNCTION_WORDS: &[(&str, &[&str])] = &[
+    (
+        "en",
+        &[
+            "the", "of", "and", "to", "in", "with", "was", "were", "is", "are", "for", "on", "by",
+            "a", "an", "at", "or", "as", "from", "that", "this", "be", "been", "after", "not",
+            "than", "had", "has", "have", "which", "daily", "twice", "then", "plus",
+        ],
+    ),
+    (
+        "fr",
+        &[
+            "le", "la", "les", "de", "des", "du", "et", "un", "une", "est", "sont", "pour", "dans",
+            "sur", "par", "au", "aux", "avec", "que", "qui", "ne", "pas", "il", "elle",
+        ],
+    ),
+    (
+        "de",
+        &[
+            "der", "die", "das", "und", "ist", "sind", "mit", "von", "den", "dem", "des", "ein",
+            "eine", "zu", "im", "auf", "für", "nicht", "bei", "wurde", "wurden", "sich",
+        ],
+    ),
+    (
+        "es",
+        &[
+            "el", "la", "los", "las", "de", "del", "y", "en", "un", "una", "es", "son", "para",
+            "con", "por", "que", "se", "al", "fue", "lo",
+        ],
+    ),
+    (
+        "it",
+        &[
+            "il", "lo", "la", "gli", "le", "di", "del", "della", "e", "è", "un", "una", "per",
+            "con", "che", "sono", "non", "al", "nel", "si",
+        ],
+    ),
+    (
+        "pt",
+        &[
+            "o", "os", "as", "de", "do", "da", "dos", "das", "e", "em", "um", "uma", "é", "para",
+            "com", "por", "que", "não", "foi", "se",
+        ],
+    ),
+    (
+        "nl",
+        &[
+            "de", "het", "een", "en", "van", "is", "zijn", "met", "op", "voor", "dat", "niet",
+            "werd", "te", "bij",
+        ],
+    ),
+    (
+        "la",
+        &[
+            "et", "est", "non", "ad", "cum", "ex", "quod", "sed", "ut", "sunt", "esse", "enim",
+        ],
+    ),
+];
+
+/// The share of `text`'s words (lower-cased runs of letters) in the function word list of
+/// `lang`, and whether there is such a list.
+fn function_word_share(text: &str, lang: &str) -> Option<f64> {
+    let list = FUNCTION_WORDS.iter().find(|(l, _)| *l == lang)?.1;
+    let (mut hits, mut words) = (0usize, 0usize);
+    for w in text
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| !w.is_empty())
+    {
+        words += 1;
+        let w = w.to_lowercase();
+        if list.contains(&w.as_str()) {
+            hits += 1;
+        }
+    }
+    Some(if words == 0 {
+        0.0
+    } else {
+        hits as f64 / words as f64
+    })
+}
+
+/// Whether a text whatlang tagged `lang` (Latin script, not English) is English by its
+/// function words; with the confidence to report.
+fn english_by_function_words(text: &str, lang: &str) -> Option<f64> {
+    let en = function_word_share(text, "en")?;
+    let other = function_word_share(text, lang).unwrap_or(0.0);
+    (en >= 0.05 && en > 2.0 * other).then(|| (en * 8.0).min(1.0))
+}
+
 /// How many characters of a text are looked at: trigram statistics settle well before this,
 /// and detection costs time in proportion (it was the largest cost of reading text layers).
 const SAMPLE_CHARS: usize = 1000;
@@ -99,10 +199,21 @@ pub fn detect(text: &str) -> Language {
         };
     }
     match whatlang::detect(&sample) {
-        Some(info) => Language {
-            code: iso639_1(info.lang()),
-            confidence: info.confidence(),
-        },
+        Some(info) => {
+            let code = iso639_1(info.lang());
+            if code != "en" && info.script() == whatlang::Script::Latin {
+                if let Some(confidence) = english_by_function_words(&sample, code) {
+                    return Language {
+                        code: "en",
+                        confidence,
+                    };
+                }
+            }
+            Language {
+                code,
+                confidence: info.confidence(),
+            }
+        }
         None => Language {
             code: UNKNOWN,
             confidence: 0.0,
@@ -129,6 +240,31 @@ mod tests {
         );
         assert_eq!(detect("12345 -- 678 !!").code, UNKNOWN);
         assert_eq!(detect("").code, UNKNOWN);
+    }
+
+    /// English medical text heavy in drug names, doses, abbreviations and numbers, which
+    /// whatlang's trigrams alone tag as other languages, and real text in those languages.
+    #[test]
+    fn drug_heavy_english_is_english() {
+        let english = [
+            "Metformin 1000 mg bid, sitagliptin 100 mg qd, glimepiride 2 mg, atorvastatin 40 mg qhs, lisinopril 20 mg, amlodipine 5 mg, aspirin 81 mg and pantoprazole 40 mg were continued.",
+            "Amoxicillin-clavulanate 875/125 mg PO q12h, then ceftriaxone 2 g IV q24h plus azithromycin 500 mg IV; vancomycin 15 mg/kg IV q12h and piperacillin-tazobactam 4.5 g IV q6h.",
+            "Na 134, K 5.6, Cl 101, HCO3 18, BUN 42, Cr 2.1 and glucose 312 on admission; HbA1c was 9.4%, ALT 88, AST 102, INR 1.8, troponin I 0.45 ng/mL and BNP 1,240 pg/mL.",
+            "Levothyroxine 75 mcg, furosemide 40 mg, spironolactone 25 mg, carvedilol 12.5 mg, digoxin 0.125 mg and warfarin 5 mg with INR monitoring.",
+            "Ondansetron 4 mg IV, metoclopramide 10 mg, dexamethasone 8 mg, fosaprepitant 150 mg, olanzapine 5 mg and lorazepam 0.5 mg for nausea on cisplatin.",
+        ];
+        for t in english {
+            let l = detect(t);
+            assert_eq!(l.code, "en", "{t}: {l:?}");
+        }
+        for (t, code) in [
+            ("Le patient a été hospitalisé pour une fièvre et une toux, et il a reçu de l'amoxicilline pendant sept jours.", "fr"),
+            ("Il paziente è stato ricoverato per febbre e tosse, e ha ricevuto amoxicillina per sette giorni.", "it"),
+            ("El paciente fue ingresado por fiebre y tos, y recibió amoxicilina durante siete días.", "es"),
+            ("Der Patient wurde mit Fieber und Husten aufgenommen und erhielt sieben Tage lang Amoxicillin.", "de"),
+        ] {
+            assert_eq!(detect(t).code, code, "{t}");
+        }
     }
 
     #[test]

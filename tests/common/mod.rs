@@ -219,6 +219,20 @@ pub fn output_rows(
     )
 }
 
+/// The bytes of file `rel` of artifact `digest` in the project's local store: inline in its
+/// manifest (small outputs) or in the payload directory.
+pub fn artifact_file(p: &Project, digest: &str, rel: &str) -> Vec<u8> {
+    use base64::Engine;
+    let m = p.json(&format!(".zest/manifests/{digest}.json"));
+    if let Some(b) = m["inline"][rel].as_str() {
+        return base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .unwrap_or_else(|e| panic!("{digest}/{rel}: inline payload: {e}"));
+    }
+    let path = p.path().join(".zest/artifacts").join(digest).join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (manifest: {m})", path.display()))
+}
+
 /// Every file under `dir`, recursively.
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -4,11 +4,22 @@
 use super::text::{is_space, len, lines, strip};
 use super::words::sentence_count;
 use regex::Regex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
-/// Settings of the C4 filter.
-#[derive(Debug, Clone, PartialEq)]
+fn yes() -> bool {
+    true
+}
+
+/// Settings of the C4 filter (defaults: datatrove's `C4QualityFilter`, lines split at
+/// newlines). It removes lines; `null` turns a single rule off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
 pub struct C4 {
+    /// Run this filter.
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// Remove Wikipedia-style citation marks (`[1]`, `[edit]`, `[citation needed]`).
     pub remove_citations: bool,
     /// Drop lines that do not end in `.`, `?`, `!`, `"` or `'` (or that end in `...`).
@@ -18,6 +29,7 @@ pub struct C4 {
     /// Drop lines with fewer words; `None`: off.
     pub min_words_per_line: Option<usize>,
     /// Drop lines with a longer word (in characters); `None`: off.
+    #[schemars(range(min = 1))]
     pub max_word_length: Option<usize>,
     /// Drop the document when a kept line contains "lorem ipsum" (`c4:lorem_ipsum`).
     pub filter_lorem_ipsum: bool,
@@ -32,6 +44,7 @@ pub struct C4 {
 impl Default for C4 {
     fn default() -> Self {
         C4 {
+            enabled: true,
             remove_citations: true,
             filter_no_terminal_punct: true,
             min_num_sentences: Some(5),

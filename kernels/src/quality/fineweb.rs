@@ -2,28 +2,43 @@
 //! punctuation, short lines, duplicated line characters, and newlines per word.
 
 use super::text::{count, duplicates, is_terminal, len, strip};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-/// Thresholds of the FineWeb quality filter.
-#[derive(Debug, Clone, PartialEq)]
+fn yes() -> bool {
+    true
+}
+
+/// Thresholds of the FineWeb quality filter (defaults: datatrove's `FineWebQualityFilter`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
 pub struct FineWeb {
+    /// Run this filter.
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// Least fraction of lines ending in sentence-final punctuation (`fineweb:line_punct_ratio`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub line_punct_thr: f64,
     /// Do not apply `line_punct_thr` to documents where no line ends in punctuation.
     pub line_punct_exclude_zero: bool,
     /// Greatest fraction of lines of at most `short_line_length` characters
     /// (`fineweb:short_line_ratio`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub short_line_thr: f64,
     /// What a short line is, in characters.
     pub short_line_length: usize,
     /// Greatest fraction of characters in repeated lines (`fineweb:char_dup_ratio`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub char_duplicates_ratio: f64,
     /// Greatest number of newlines per word (`fineweb:list_ratio`).
+    #[schemars(range(min = 0.0))]
     pub new_line_ratio: f64,
 }
 
 impl Default for FineWeb {
     fn default() -> Self {
         FineWeb {
+            enabled: true,
             line_punct_thr: 0.12,
             line_punct_exclude_zero: false,
             short_line_thr: 0.67,

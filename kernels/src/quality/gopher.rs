@@ -4,28 +4,51 @@
 //! paragraphs and word n-grams.
 
 use super::text::{count, duplicates, is_punctuation, len, lines, split_newline_runs, strip};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
-/// Thresholds of the Gopher quality filter; `None` turns a rule off.
-#[derive(Debug, Clone, PartialEq)]
+fn yes() -> bool {
+    true
+}
+
+/// Thresholds of the Gopher quality filter (defaults: datatrove's `GopherQualityFilter`);
+/// `null` turns a single rule off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
 pub struct GopherQuality {
+    /// Run this filter.
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// Fewest words that are not only punctuation (`gopher_short_doc`).
     pub min_doc_words: Option<usize>,
     /// Most words that are not only punctuation (`gopher_long_doc`).
     pub max_doc_words: Option<usize>,
-    /// Least mean length of those words (`gopher_below_avg_threshold`).
+    /// Least mean length of those words, in characters (`gopher_below_avg_threshold`).
+    #[schemars(range(min = 0.0))]
     pub min_avg_word_length: Option<f64>,
     /// Greatest mean length of those words (`gopher_above_avg_threshold`).
+    #[schemars(range(min = 0.0))]
     pub max_avg_word_length: Option<f64>,
     /// Greatest ratio of `#` to words (`gopher_too_many_hashes`), and of ellipses (`...`
     /// or `…`) to words (`gopher_too_many_ellipsis`).
+    #[schemars(range(min = 0.0))]
     pub max_symbol_word_ratio: Option<f64>,
     /// Greatest fraction of lines starting with `•` or `-` (`gopher_too_many_bullets`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub max_bullet_lines_ratio: Option<f64>,
     /// Greatest fraction of lines ending with an ellipsis (`gopher_too_many_end_ellipsis`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub max_ellipsis_lines_ratio: Option<f64>,
-    /// Least fraction of words with a letter (`gopher_below_alpha_threshold`).
+    /// Least fraction of words with a letter (`gopher_below_alpha_threshold`; datatrove's
+    /// name, although it is a lower bound on alphabetic words).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub max_non_alpha_words_ratio: Option<f64>,
+    /// Leave words that are only punctuation out of that fraction. datatrove counts them
+    /// (its words are tokenizer tokens, so `(`, `,` and `%` are non-alphabetic words), which
+    /// puts prose with numbers, units and citations below the threshold; Gopher's words were
+    /// white-space separated.
+    pub alpha_ratio_ignores_punctuation: bool,
     /// Fewest distinct stop words present (`gopher_enough_stop_words`).
     pub min_stop_words: Option<usize>,
     /// The stop words (matched case-sensitively, as whole words).
@@ -35,6 +58,7 @@ pub struct GopherQuality {
 impl Default for GopherQuality {
     fn default() -> Self {
         GopherQuality {
+            enabled: true,
             min_doc_words: Some(50),
             max_doc_words: Some(100_000),
             min_avg_word_length: Some(3.0),
@@ -43,6 +67,7 @@ impl Default for GopherQuality {
             max_bullet_lines_ratio: Some(0.9),
             max_ellipsis_lines_ratio: Some(0.3),
             max_non_alpha_words_ratio: Some(0.8),
+            alpha_ratio_ignores_punctuation: false,
             min_stop_words: Some(2),
             stop_words: ["the", "be", "to", "of", "and", "that", "have", "with"]
                 .map(String::from)
@@ -114,11 +139,16 @@ impl GopherQuality {
         }
         if n_words > 0 {
             if let Some(m) = self.max_non_alpha_words_ratio {
-                let alpha = words
+                let counted: &[&str] = if self.alpha_ratio_ignores_punctuation {
+                    &content
+                } else {
+                    words
+                };
+                let alpha = counted
                     .iter()
                     .filter(|w| w.chars().any(char::is_alphabetic))
                     .count();
-                if (alpha as f64 / n_words as f64) < m {
+                if !counted.is_empty() && (alpha as f64 / counted.len() as f64) < m {
                     out.push("gopher_below_alpha_threshold".into());
                 }
             }
@@ -137,41 +167,69 @@ impl GopherQuality {
     }
 }
 
-/// Thresholds of the Gopher repetition filter; `None` turns a rule off.
-#[derive(Debug, Clone, PartialEq)]
+/// An n-gram size and the greatest fraction of the text's characters it may cover.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NGramLimit {
+    /// Words per n-gram.
+    #[schemars(range(min = 1))]
+    pub n: usize,
+    /// Greatest fraction of characters.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_frac: f64,
+}
+
+/// Limits from (n, fraction) pairs.
+pub fn limits(pairs: &[(usize, f64)]) -> Vec<NGramLimit> {
+    pairs
+        .iter()
+        .map(|&(n, max_frac)| NGramLimit { n, max_frac })
+        .collect()
+}
+
+/// Thresholds of the Gopher repetition filter (defaults: datatrove's
+/// `GopherRepetitionFilter`); `null` turns a single rule off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
 pub struct GopherRepetition {
+    /// Run this filter.
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// Greatest fraction of lines that repeat an earlier line (`dup_line_frac`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub dup_line_frac: Option<f64>,
     /// Greatest fraction of paragraphs that repeat an earlier one (`dup_para_frac`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub dup_para_frac: Option<f64>,
     /// Greatest fraction of characters in repeated lines (`dup_line_char_frac`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub dup_line_char_frac: Option<f64>,
     /// Greatest fraction of characters in repeated paragraphs (`dup_para_char_frac`).
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub dup_para_char_frac: Option<f64>,
-    /// (n, greatest fraction of characters covered by the most frequent word n-gram):
-    /// `top_{n}_gram`.
-    pub top_n_grams: Vec<(usize, f64)>,
-    /// (n, greatest fraction of characters in repeated word n-grams):
-    /// `duplicated_{n}_n_grams`.
-    pub dup_n_grams: Vec<(usize, f64)>,
+    /// Limits on the characters covered by the most frequent word n-gram (`top_{n}_gram`).
+    pub top_n_grams: Vec<NGramLimit>,
+    /// Limits on the characters in repeated word n-grams (`duplicated_{n}_n_grams`).
+    pub dup_n_grams: Vec<NGramLimit>,
 }
 
 impl Default for GopherRepetition {
     fn default() -> Self {
         GopherRepetition {
+            enabled: true,
             dup_line_frac: Some(0.3),
             dup_para_frac: Some(0.3),
             dup_line_char_frac: Some(0.2),
             dup_para_char_frac: Some(0.2),
-            top_n_grams: vec![(2, 0.2), (3, 0.18), (4, 0.16)],
-            dup_n_grams: vec![
+            top_n_grams: limits(&[(2, 0.2), (3, 0.18), (4, 0.16)]),
+            dup_n_grams: limits(&[
                 (5, 0.15),
                 (6, 0.14),
                 (7, 0.13),
                 (8, 0.12),
                 (9, 0.11),
                 (10, 0.10),
-            ],
+            ]),
         }
     }
 }
@@ -255,14 +313,14 @@ impl GopherRepetition {
         if lines_only {
             return out;
         }
-        for &(n, frac) in &self.top_n_grams {
+        for &NGramLimit { n, max_frac: frac } in &self.top_n_grams {
             if let Some(c) = top_ngram_chars(words, n) {
                 if c as f64 / total > frac {
                     out.push(format!("top_{n}_gram"));
                 }
             }
         }
-        for &(n, frac) in &self.dup_n_grams {
+        for &NGramLimit { n, max_frac: frac } in &self.dup_n_grams {
             if repeated_ngram_chars(words, n) as f64 / total > frac {
                 out.push(format!("duplicated_{n}_n_grams"));
             }

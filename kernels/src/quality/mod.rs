@@ -7,7 +7,12 @@
 //!   repeated word n-grams (`dup_line_frac`, `top_2_gram`, `duplicated_5_n_grams`, …);
 //! - [`c4::C4`]: C4's line filters (which remove lines, changing the text) and its
 //!   document rules (`c4:too_few_sentences`, `c4:lorem_ipsum`, `c4:curly_bracket`);
-//! - [`fineweb::FineWeb`]: FineWeb's line rules (`fineweb:line_punct_ratio`, …).
+//! - [`fineweb::FineWeb`]: FineWeb's line rules (`fineweb:line_punct_ratio`, …);
+//! - [`encoding::Encoding`]: text decoded with the wrong character set (`encoding:mojibake`).
+//!
+//! Thresholds come in [`Preset`]s by kind of text: `web` (datatrove's defaults, for which
+//! zest makes datatrove's decisions), `literature` and `textbook` (calibrated on medical
+//! text; see [`Preset`]).
 //!
 //! Words are counted with [`words::words`], which splits English exactly as datatrove's
 //! English word tokenizer does, so that decisions near a threshold come out the same.
@@ -21,26 +26,61 @@
 //! large share of its few characters even when nothing repeats. The Gopher quality, C4 and FineWeb rules are skipped.
 
 pub mod c4;
+pub mod encoding;
 pub mod fineweb;
 pub mod gopher;
+mod presets;
 mod tables;
 pub mod text;
 pub mod words;
 
 use jieba_rs::{Jieba, TokenizeMode};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
-/// Which filters run, with their thresholds; `None` turns a filter off.
-#[derive(Debug, Clone, Default)]
+pub use presets::Preset;
+
+/// Which filters run, with their thresholds. The default is [`Preset::Web`]: datatrove's
+/// filters with datatrove's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
 pub struct Filters {
     /// The Gopher quality filter.
-    pub gopher_quality: Option<gopher::GopherQuality>,
+    pub gopher_quality: gopher::GopherQuality,
     /// The Gopher repetition filter.
-    pub gopher_repetition: Option<gopher::GopherRepetition>,
+    pub gopher_repetition: gopher::GopherRepetition,
     /// The C4 filter (removes lines).
-    pub c4: Option<c4::C4>,
+    pub c4: c4::C4,
     /// The FineWeb filter.
-    pub fineweb: Option<fineweb::FineWeb>,
+    pub fineweb: fineweb::FineWeb,
+    /// The encoding filter (mojibake).
+    pub encoding: encoding::Encoding,
+}
+
+impl Default for Filters {
+    fn default() -> Self {
+        Filters {
+            gopher_quality: Default::default(),
+            gopher_repetition: Default::default(),
+            c4: Default::default(),
+            fineweb: Default::default(),
+            encoding: Default::default(),
+        }
+    }
+}
+
+impl Filters {
+    /// Every filter turned off.
+    pub fn none() -> Self {
+        let mut f = Filters::default();
+        f.gopher_quality.enabled = false;
+        f.gopher_repetition.enabled = false;
+        f.c4.enabled = false;
+        f.fineweb.enabled = false;
+        f.encoding.enabled = false;
+        f
+    }
 }
 
 /// The verdict on one document.
@@ -68,34 +108,41 @@ pub fn chinese_words(text: &str) -> Vec<&str> {
 /// rules that apply to Chinese (see the module documentation).
 pub fn assess(filters: &Filters, text: &str, chinese: bool) -> Assessment {
     let mut out = Assessment::default();
+    if filters.encoding.enabled {
+        out.reasons.extend(filters.encoding.check(text));
+    }
     if chinese {
-        if let Some(r) = &filters.gopher_repetition {
+        let r = &filters.gopher_repetition;
+        if r.enabled {
             // The most frequent n-gram of a short Chinese text covers a large share of its
             // few characters even when nothing repeats: only repeats count here.
             let r = gopher::GopherRepetition {
                 top_n_grams: Vec::new(),
                 ..r.clone()
             };
-            out.reasons = r.check(text, &chinese_words(text), false);
+            out.reasons
+                .extend(r.check(text, &chinese_words(text), false));
         }
         return out;
     }
     let ws = words::words(text);
-    if let Some(r) = &filters.gopher_repetition {
-        out.reasons.extend(r.check(text, &ws, false));
+    if filters.gopher_repetition.enabled {
+        out.reasons
+            .extend(filters.gopher_repetition.check(text, &ws, false));
     }
-    if let Some(q) = &filters.gopher_quality {
-        out.reasons.extend(q.check(text, &ws));
+    if filters.gopher_quality.enabled {
+        out.reasons.extend(filters.gopher_quality.check(text, &ws));
     }
     let mut current: Option<String> = None;
-    if let Some(c) = &filters.c4 {
-        let o = c.apply(text);
+    if filters.c4.enabled {
+        let o = filters.c4.apply(text);
         out.reasons.extend(o.reasons);
         if o.text != text {
             current = Some(o.text);
         }
     }
-    if let Some(f) = &filters.fineweb {
+    let f = &filters.fineweb;
+    if f.enabled {
         match &current {
             Some(t) => out.reasons.extend(f.check(t, &words::words(t))),
             None => out.reasons.extend(f.check(text, &ws)),
@@ -110,12 +157,7 @@ mod tests {
     use super::*;
 
     fn all() -> Filters {
-        Filters {
-            gopher_quality: Some(Default::default()),
-            gopher_repetition: Some(Default::default()),
-            c4: Some(Default::default()),
-            fineweb: Some(Default::default()),
-        }
+        Filters::default()
     }
 
     #[test]

@@ -56,9 +56,6 @@ pub enum Mode {
     MedicalScore,
 }
 
-fn text() -> String {
-    "text".into()
-}
 fn label() -> String {
     "label".into()
 }
@@ -100,8 +97,15 @@ pub struct ClassifyConfig {
     /// `train`, `apply` or `medical_score`.
     pub mode: Mode,
     /// The column holding the text (train and apply).
-    #[serde(default = "text")]
+    #[serde(default = "docs::text_column")]
     pub text_column: String,
+    /// The column identifying a document, for the report's examples (apply, medical_score;
+    /// row numbers when the input lacks it).
+    #[serde(default = "docs::id_column")]
+    pub id_column: String,
+    /// The column the report breaks counts down by, when the input has it.
+    #[serde(default = "docs::source_column")]
+    pub source_column: String,
     /// The column holding the label (train).
     #[serde(default = "label")]
     pub label_column: String,
@@ -170,6 +174,14 @@ impl ClassifyConfig {
 /// The `clean.classify` operator.
 pub struct Classify;
 
+fn report_columns(c: &ClassifyConfig) -> docs::ReportColumns {
+    docs::ReportColumns {
+        id: c.id_column.clone(),
+        text: c.text_column.clone(),
+        source: c.source_column.clone(),
+    }
+}
+
 fn docs_outputs(added: &'static str) -> Vec<PortSpec> {
     vec![
         PortSpec::new("docs", PortType::Dataset, added),
@@ -178,6 +190,7 @@ fn docs_outputs(added: &'static str) -> Vec<PortSpec> {
             PortType::Dataset,
             "dropped documents, with the same columns and `reasons`",
         ),
+        docs::report_port(),
     ]
 }
 
@@ -249,6 +262,7 @@ impl Operator for Classify {
                         PortType::Dataset,
                         "modes apply, medical_score: dropped documents",
                     ),
+                    docs::report_port(),
                 ],
             ),
         };
@@ -431,7 +445,8 @@ fn apply(c: &ClassifyConfig, ctx: &mut OpContext) -> Result<()> {
         if c.scores {
             added.push(scores_field());
         }
-        let mut w = SplitWriter::new(&schema, added, &docs_dir, Some(&rej_dir))?;
+        let mut w = SplitWriter::new(&schema, added, &docs_dir, Some(&rej_dir))?
+            .with_report(Classify::NAME, report_columns(c));
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             let ts = texts(&batch, &c.text_column)?;
@@ -561,7 +576,8 @@ fn medical(c: &ClassifyConfig, ctx: &mut OpContext) -> Result<()> {
         }
         let has_entities = schema.index_of("entities").is_ok();
         let added = vec![Field::new("medical_score", DataType::Float64, false)];
-        let mut w = SplitWriter::new(&schema, added, &docs_dir, Some(&rej_dir))?;
+        let mut w = SplitWriter::new(&schema, added, &docs_dir, Some(&rej_dir))?
+            .with_report(Classify::NAME, report_columns(c));
         while let Some(batch) = stream.next().await {
             let batch = batch?;
             let dens = f64_col(&batch, "entity_density")?;

@@ -8,7 +8,7 @@
 //! and splits them.
 
 use crate::data::dataset;
-use crate::data::docs::{column, strings};
+use crate::data::docs::{self, column, strings, FilterReport};
 use anyhow::{bail, Result};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, StringArray, UInt64Array};
 use datafusion::arrow::compute::filter_record_batch;
@@ -23,12 +23,6 @@ use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports};
 use zest_kernels::dedup::{DedupConfig, DedupIndex};
 use zest_kernels::minhash::MinHashConfig;
 
-fn text() -> String {
-    "text".into()
-}
-fn doc_id() -> String {
-    "doc_id".into()
-}
 fn yes() -> bool {
     true
 }
@@ -53,11 +47,14 @@ fn seed() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct DedupOpConfig {
     /// The column holding the text.
-    #[serde(default = "text")]
+    #[serde(default = "docs::text_column")]
     pub text_column: String,
     /// The column identifying a document (copied to `kept_doc_id` of its duplicates).
-    #[serde(default = "doc_id")]
+    #[serde(default = "docs::id_column")]
     pub id_column: String,
+    /// The column the report breaks counts down by, when the input has it.
+    #[serde(default = "docs::source_column")]
+    pub source_column: String,
     /// Remove exact duplicates (same text after lower-casing, digit and punctuation folding).
     #[serde(default = "yes")]
     pub exact: bool,
@@ -105,6 +102,7 @@ impl Operator for Dedup {
                     PortType::Dataset,
                     "removed documents, with cluster_id, kept_doc_id and dup_reason",
                 ),
+                docs::report_port(),
             ],
             other_inputs: None,
         }
@@ -130,8 +128,8 @@ impl Operator for Dedup {
             exact: c.exact,
             near: c.near,
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (docs_meta, dups_meta) = ctx.block_on(async {
+        let threads = ctx.threads();
+        let (docs_meta, dups_meta, report) = ctx.block_on(async {
             let session = dataset::session();
             let read = || session.read_parquet(files.clone(), ParquetReadOptions::default());
             // Pass 1: hashes and ids only.
@@ -168,11 +166,35 @@ impl Operator for Dedup {
             let mut kept_w = dataset::writer(&docs_dir, kept_schema.clone())?;
             let mut dup_w = dataset::writer(&dups_dir, dup_schema.clone())?;
             let (mut n_kept, mut n_dup, mut offset) = (0usize, 0usize, 0usize);
+            let has_source = schema.index_of(&c.source_column).is_ok();
+            let mut report =
+                FilterReport::new(Self::NAME, has_source.then(|| c.source_column.clone()));
             let mut stream = df.execute_stream().await?;
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 let n = batch.num_rows();
                 let range = offset..offset + n;
+                {
+                    let texts = strings(column(&batch, &c.text_column)?, &c.text_column)?;
+                    let sources = if has_source {
+                        Some(strings(
+                            column(&batch, &c.source_column)?,
+                            &c.source_column,
+                        )?)
+                    } else {
+                        None
+                    };
+                    for (i, removed) in clusters.removed[range.clone()].iter().enumerate() {
+                        let reasons: Vec<String> =
+                            removed.iter().map(|k| k.as_str().to_string()).collect();
+                        let source = sources
+                            .as_ref()
+                            .and_then(|s| (!s.is_null(i)).then(|| s.value(i)));
+                        let id = ids[offset + i].as_deref().unwrap_or("");
+                        let text = if texts.is_null(i) { "" } else { texts.value(i) };
+                        report.add(source, id, text, &reasons);
+                    }
+                }
                 offset += n;
                 let keep: BooleanArray = clusters.removed[range.clone()]
                     .iter()
@@ -220,10 +242,11 @@ impl Operator for Dedup {
             Ok::<_, anyhow::Error>((
                 dataset::meta(&kept_schema, n_kept),
                 dataset::meta(&dup_schema, n_dup),
+                report,
             ))
         })?;
         ctx.set_output_meta("docs", docs_meta);
         ctx.set_output_meta("duplicates", dups_meta);
-        Ok(())
+        docs::write_report(ctx, &report)
     }
 }

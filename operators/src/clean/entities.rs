@@ -16,7 +16,7 @@
 //! The input is streamed record batch by record batch; the documents of a batch are split
 //! among all cores.
 
-use crate::data::docs::{self, column, strings, texts, SplitWriter};
+use crate::data::docs::{self, column, strings, texts, ReportColumns, SplitWriter};
 use anyhow::{anyhow, bail, Context, Result};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, Float64Array, ListArray, StringArray, StructArray, UInt32Array,
@@ -35,17 +35,20 @@ use zest_kernels::entities::{density, split_synonyms, Lexicon, LexiconEntry, Rec
 /// The default lexicon, written for zest: English and Simplified Chinese terms of six types.
 pub const DEFAULT_LEXICON: &str = include_str!("../../data/lexicon/medical.tsv");
 
-fn text() -> String {
-    "text".into()
-}
-
 /// Config of `clean.entities`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntitiesConfig {
     /// The column holding the text.
-    #[serde(default = "text")]
+    #[serde(default = "docs::text_column")]
     pub text_column: String,
+    /// The column identifying a document, for the examples of the report (row numbers when
+    /// the input lacks it).
+    #[serde(default = "docs::id_column")]
+    pub id_column: String,
+    /// The column the report breaks counts down by, when the input has it.
+    #[serde(default = "docs::source_column")]
+    pub source_column: String,
     /// A column holding each document's language (ISO 639-1, e.g. `en`, `zh`); null or empty
     /// values fall back to `language`, then to detection.
     #[serde(default)]
@@ -268,42 +271,6 @@ pub fn language_of(given: &Option<String>, text: &str) -> String {
     }
 }
 
-/// `f` applied to every item, the items split into one chunk per core; results in order.
-pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if items.len() < 2 || threads == 1 {
-        return items.iter().map(&f).collect();
-    }
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a worker thread panicked"))
-            .collect()
-    })
-}
-
-/// Fails with the columns that exist when `name` is not one of `schema`'s.
-pub fn require_column(schema: &datafusion::arrow::datatypes::Schema, name: &str) -> Result<()> {
-    if schema.index_of(name).is_err() {
-        bail!(
-            "input has no column `{name}` (columns: {})",
-            schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    Ok(())
-}
-
 impl Operator for Entities {
     type Config = EntitiesConfig;
     const NAME: &'static str = "clean.entities";
@@ -325,6 +292,7 @@ impl Operator for Entities {
                 PortType::Dataset,
                 "documents below min_density, with reasons",
             ));
+            outputs.push(docs::report_port());
         }
         Ports {
             inputs: vec![
@@ -352,16 +320,25 @@ impl Operator for Entities {
             Some(_) => Some(ctx.output_dir("rejected")?.to_path_buf()),
             None => None,
         };
+        let threads = ctx.threads();
         let writer = ctx.block_on(async {
             let lexicon = load_lexicon(ctx, c.extend_default).await?;
             let rec = recognizer(&lexicon, c.types.as_deref())?;
             let (schema, mut stream) = docs::open(ctx, "docs").await?;
-            require_column(&schema, &c.text_column)?;
+            docs::require_columns(&schema, "docs", &[("text_column", &c.text_column)])?;
             if let Some(l) = &c.language_column {
-                require_column(&schema, l)?;
+                docs::require_columns(&schema, "docs", &[("language_column", l)])?;
             }
             let mut w =
-                SplitWriter::new(&schema, entity_fields(), &docs_dir, rejected_dir.as_deref())?;
+                SplitWriter::new(&schema, entity_fields(), &docs_dir, rejected_dir.as_deref())?
+                    .with_report(
+                        Self::NAME,
+                        ReportColumns {
+                            id: c.id_column.clone(),
+                            text: c.text_column.clone(),
+                            source: c.source_column.clone(),
+                        },
+                    );
             let started = Instant::now();
             let (mut n_docs, mut n_entities) = (0usize, 0usize);
             while let Some(batch) = stream.next().await {
@@ -369,7 +346,7 @@ impl Operator for Entities {
                 let txt = texts(&batch, &c.text_column)?;
                 let langs = languages(&batch, c.language_column.as_deref(), c.language.as_deref())?;
                 let rows: Vec<(&String, &Option<String>)> = txt.iter().zip(&langs).collect();
-                let found: Vec<(Vec<Span>, f64)> = par_map(&rows, |(t, l)| {
+                let found: Vec<(Vec<Span>, f64)> = docs::par_map(threads, &rows, |(t, l)| {
                     let spans = rec.find(t, &language_of(l, t));
                     let d = density(t, &spans);
                     (spans, d)

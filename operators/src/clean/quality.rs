@@ -18,10 +18,16 @@
 //!    repeated n-gram rules of the Gopher repetition filter, on jieba words: the other rules'
 //!    thresholds assume space-separated words (see `zest_kernels::quality`).
 //!
-//! The text column of both outputs holds the text after steps 2 and 3. Record batches are
-//! streamed; the documents of a batch are processed on every core.
+//! Thresholds come from a `preset` by kind of text (`web`, `literature`, `textbook`; see
+//! `zest_kernels::quality::Preset`), changed field by field by what the DAG writes.
+//!
+//! The text column of both outputs holds the text after steps 2 and 3. `report` counts what
+//! was dropped per source and rule, with examples (`crate::data::filter_report`). Record
+//! batches are streamed; the documents of a batch are spread over the node's threads
+//! (`resources.cpu`, or every core).
 
-use crate::data::docs::{self, column, strings, SplitWriter};
+use crate::data::docs::{self, column, strings, ReportColumns, SplitWriter};
+use crate::data::overrides::Overrides;
 use anyhow::{Context, Result};
 use datafusion::arrow::array::{
     Array, ArrayRef, Float64Array, ListBuilder, StringArray, StringBuilder, UInt32Array,
@@ -33,15 +39,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports};
-use zest_kernels::quality::{c4, fineweb, gopher, Filters};
+use zest_kernels::quality::{c4, encoding, fineweb, gopher, Filters, Preset};
 use zest_kernels::{langid, pii, quality};
 
-fn text() -> String {
-    "text".into()
-}
-fn doc_id() -> String {
-    "doc_id".into()
-}
 fn yes() -> bool {
     true
 }
@@ -63,285 +63,88 @@ pub enum PiiMode {
     Off,
 }
 
-/// The Gopher quality filter (datatrove's `GopherQualityFilter` defaults). `null` turns a
-/// single rule off.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct GopherQualityConfig {
-    /// Run this filter.
-    pub enabled: bool,
-    /// Fewest words that are not only punctuation (`gopher_short_doc`).
-    pub min_doc_words: Option<usize>,
-    /// Most words that are not only punctuation (`gopher_long_doc`).
-    pub max_doc_words: Option<usize>,
-    /// Least mean word length, in characters (`gopher_below_avg_threshold`).
-    #[schemars(range(min = 0.0))]
-    pub min_avg_word_length: Option<f64>,
-    /// Greatest mean word length (`gopher_above_avg_threshold`).
-    #[schemars(range(min = 0.0))]
-    pub max_avg_word_length: Option<f64>,
-    /// Greatest ratio of `#`, and of ellipses, to words (`gopher_too_many_hashes`,
-    /// `gopher_too_many_ellipsis`).
-    #[schemars(range(min = 0.0))]
-    pub max_symbol_word_ratio: Option<f64>,
-    /// Greatest fraction of lines starting with `•` or `-` (`gopher_too_many_bullets`).
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub max_bullet_lines_ratio: Option<f64>,
-    /// Greatest fraction of lines ending in an ellipsis (`gopher_too_many_end_ellipsis`).
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub max_ellipsis_lines_ratio: Option<f64>,
-    /// Least fraction of words containing a letter (`gopher_below_alpha_threshold`).
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub max_non_alpha_words_ratio: Option<f64>,
-    /// Fewest distinct stop words present (`gopher_enough_stop_words`).
-    pub min_stop_words: Option<usize>,
-    /// The stop words (case-sensitive).
-    pub stop_words: Vec<String>,
-}
-
-impl Default for GopherQualityConfig {
-    fn default() -> Self {
-        let d = gopher::GopherQuality::default();
-        GopherQualityConfig {
-            enabled: true,
-            min_doc_words: d.min_doc_words,
-            max_doc_words: d.max_doc_words,
-            min_avg_word_length: d.min_avg_word_length,
-            max_avg_word_length: d.max_avg_word_length,
-            max_symbol_word_ratio: d.max_symbol_word_ratio,
-            max_bullet_lines_ratio: d.max_bullet_lines_ratio,
-            max_ellipsis_lines_ratio: d.max_ellipsis_lines_ratio,
-            max_non_alpha_words_ratio: d.max_non_alpha_words_ratio,
-            min_stop_words: d.min_stop_words,
-            stop_words: d.stop_words,
-        }
-    }
-}
-
-/// An n-gram size and the greatest fraction of the text's characters it may cover.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NGramLimit {
-    /// Words per n-gram.
-    #[schemars(range(min = 1))]
-    pub n: usize,
-    /// Greatest fraction of characters.
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub max_frac: f64,
-}
-
-/// The Gopher repetition filter (datatrove's `GopherRepetitionFilter` defaults). `null`
-/// turns a single rule off.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct GopherRepetitionConfig {
-    /// Run this filter.
-    pub enabled: bool,
-    /// Greatest fraction of lines repeating an earlier line (`dup_line_frac`).
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub dup_line_frac: Option<f64>,
-    /// Greatest fraction of paragraphs repeating an earlier one (`dup_para_frac`).
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub dup_para_frac: Option<f64>,
-    /// Greatest fraction of characters in repeated lines (`dup_line_char_frac`).
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub dup_line_char_frac: Option<f64>,
-    /// Greatest fraction of characters in repeated paragraphs (`dup_para_char_frac`).
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub dup_para_char_frac: Option<f64>,
-    /// Limits on the most frequent n-gram (`top_{n}_gram`).
-    pub top_n_grams: Vec<NGramLimit>,
-    /// Limits on repeated n-grams (`duplicated_{n}_n_grams`).
-    pub dup_n_grams: Vec<NGramLimit>,
-}
-
-impl Default for GopherRepetitionConfig {
-    fn default() -> Self {
-        let d = gopher::GopherRepetition::default();
-        let lim = |v: Vec<(usize, f64)>| {
-            v.into_iter()
-                .map(|(n, max_frac)| NGramLimit { n, max_frac })
-                .collect()
-        };
-        GopherRepetitionConfig {
-            enabled: true,
-            dup_line_frac: d.dup_line_frac,
-            dup_para_frac: d.dup_para_frac,
-            dup_line_char_frac: d.dup_line_char_frac,
-            dup_para_char_frac: d.dup_para_char_frac,
-            top_n_grams: lim(d.top_n_grams),
-            dup_n_grams: lim(d.dup_n_grams),
-        }
-    }
-}
-
-/// The C4 filter (datatrove's `C4QualityFilter` defaults, lines split at newlines). It
-/// removes lines; `null` turns a single rule off.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct C4Config {
-    /// Run this filter.
-    pub enabled: bool,
-    /// Remove citation marks such as `[1]` and `[edit]`.
-    pub remove_citations: bool,
-    /// Remove lines not ending in `.`, `?`, `!`, `"` or `'`.
-    pub filter_no_terminal_punct: bool,
-    /// Fewest sentences left (`c4:too_few_sentences`).
-    pub min_num_sentences: Option<usize>,
-    /// Remove lines with fewer words.
-    pub min_words_per_line: Option<usize>,
-    /// Remove lines with a longer word (characters).
-    #[schemars(range(min = 1))]
-    pub max_word_length: Option<usize>,
-    /// Drop documents containing "lorem ipsum" (`c4:lorem_ipsum`).
-    pub filter_lorem_ipsum: bool,
-    /// Remove lines mentioning "javascript".
-    pub filter_javascript: bool,
-    /// Drop documents containing `{` (`c4:curly_bracket`).
-    pub filter_curly_bracket: bool,
-    /// Remove lines about cookies, terms of use and privacy policies.
-    pub filter_policy: bool,
-}
-
-impl Default for C4Config {
-    fn default() -> Self {
-        let d = c4::C4::default();
-        C4Config {
-            enabled: true,
-            remove_citations: d.remove_citations,
-            filter_no_terminal_punct: d.filter_no_terminal_punct,
-            min_num_sentences: d.min_num_sentences,
-            min_words_per_line: d.min_words_per_line,
-            max_word_length: d.max_word_length,
-            filter_lorem_ipsum: d.filter_lorem_ipsum,
-            filter_javascript: d.filter_javascript,
-            filter_curly_bracket: d.filter_curly_bracket,
-            filter_policy: d.filter_policy,
-        }
-    }
-}
-
-/// The FineWeb filter (datatrove's `FineWebQualityFilter` defaults).
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct FineWebConfig {
-    /// Run this filter.
-    pub enabled: bool,
-    /// Least fraction of lines ending in sentence-final punctuation
-    /// (`fineweb:line_punct_ratio`).
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub line_punct_thr: f64,
-    /// Exempt documents where no line ends in punctuation from `line_punct_thr`.
-    pub line_punct_exclude_zero: bool,
-    /// Greatest fraction of short lines (`fineweb:short_line_ratio`).
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub short_line_thr: f64,
-    /// What a short line is, in characters.
-    pub short_line_length: usize,
-    /// Greatest fraction of characters in repeated lines (`fineweb:char_dup_ratio`).
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub char_duplicates_ratio: f64,
-    /// Greatest number of newlines per word (`fineweb:list_ratio`).
-    #[schemars(range(min = 0.0))]
-    pub new_line_ratio: f64,
-}
-
-impl Default for FineWebConfig {
-    fn default() -> Self {
-        let d = fineweb::FineWeb::default();
-        FineWebConfig {
-            enabled: true,
-            line_punct_thr: d.line_punct_thr,
-            line_punct_exclude_zero: d.line_punct_exclude_zero,
-            short_line_thr: d.short_line_thr,
-            short_line_length: d.short_line_length,
-            char_duplicates_ratio: d.char_duplicates_ratio,
-            new_line_ratio: d.new_line_ratio,
-        }
-    }
-}
-
-/// Config of `clean.quality`.
+/// Config of `clean.quality`. Each filter's thresholds start from the `preset` and are
+/// changed field by field by what the DAG writes under the filter's name (the defaults shown
+/// for them are the `web` preset's).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QualityConfig {
     /// The column holding the text (rewritten when PII is scrubbed or C4 removes lines).
-    #[serde(default = "text")]
+    #[serde(default = "docs::text_column")]
     pub text_column: String,
     /// The column identifying a document (must exist; passed through).
-    #[serde(default = "doc_id")]
+    #[serde(default = "docs::id_column")]
     pub id_column: String,
+    /// The column the report breaks counts down by, when the input has it.
+    #[serde(default = "docs::source_column")]
+    pub source_column: String,
     /// Languages to keep (ISO 639-1 codes such as `en`, `zh`); empty keeps every language.
     #[serde(default = "en_zh")]
     pub languages: Vec<String>,
     /// Personal data: `scrub` (default), `drop` or `off`.
     #[serde(default)]
     pub pii: PiiMode,
-    /// The Gopher quality filter.
+    /// The kind of text, which sets every threshold: `web` (datatrove's defaults),
+    /// `literature` (papers, abstracts, guidelines) or `textbook`.
     #[serde(default)]
-    pub gopher_quality: GopherQualityConfig,
-    /// The Gopher repetition filter.
-    #[serde(default)]
-    pub gopher_repetition: GopherRepetitionConfig,
-    /// The C4 filter.
-    #[serde(default)]
-    pub c4: C4Config,
-    /// The FineWeb filter.
-    #[serde(default)]
-    pub fineweb: FineWebConfig,
+    pub preset: Preset,
+    /// Presets by value of `source_column`, for inputs mixing kinds of text (e.g.
+    /// `{textbook: textbook, guideline: literature}`); other sources use `preset`. The
+    /// threshold changes written below apply to every preset.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub source_presets: std::collections::BTreeMap<String, Preset>,
+    /// The Gopher quality filter: thresholds changed from the preset's.
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub gopher_quality: Overrides<gopher::GopherQuality>,
+    /// The Gopher repetition filter: thresholds changed from the preset's.
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub gopher_repetition: Overrides<gopher::GopherRepetition>,
+    /// The C4 filter: settings changed from the preset's.
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub c4: Overrides<c4::C4>,
+    /// The FineWeb filter: thresholds changed from the preset's.
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub fineweb: Overrides<fineweb::FineWeb>,
+    /// The encoding (mojibake) filter: thresholds changed from the preset's.
+    #[serde(default, skip_serializing_if = "Overrides::is_empty")]
+    pub encoding: Overrides<encoding::Encoding>,
     /// Run the quality filters at all (language and PII handling still apply).
     #[serde(default = "yes")]
     pub filters: bool,
 }
 
 impl QualityConfig {
-    fn kernel_filters(&self) -> Filters {
-        let q = &self.gopher_quality;
-        let r = &self.gopher_repetition;
-        let c = &self.c4;
-        let f = &self.fineweb;
-        let pairs = |v: &[NGramLimit]| v.iter().map(|l| (l.n, l.max_frac)).collect();
-        Filters {
-            gopher_quality: (self.filters && q.enabled).then(|| gopher::GopherQuality {
-                min_doc_words: q.min_doc_words,
-                max_doc_words: q.max_doc_words,
-                min_avg_word_length: q.min_avg_word_length,
-                max_avg_word_length: q.max_avg_word_length,
-                max_symbol_word_ratio: q.max_symbol_word_ratio,
-                max_bullet_lines_ratio: q.max_bullet_lines_ratio,
-                max_ellipsis_lines_ratio: q.max_ellipsis_lines_ratio,
-                max_non_alpha_words_ratio: q.max_non_alpha_words_ratio,
-                min_stop_words: q.min_stop_words,
-                stop_words: q.stop_words.clone(),
-            }),
-            gopher_repetition: (self.filters && r.enabled).then(|| gopher::GopherRepetition {
-                dup_line_frac: r.dup_line_frac,
-                dup_para_frac: r.dup_para_frac,
-                dup_line_char_frac: r.dup_line_char_frac,
-                dup_para_char_frac: r.dup_para_char_frac,
-                top_n_grams: pairs(&r.top_n_grams),
-                dup_n_grams: pairs(&r.dup_n_grams),
-            }),
-            c4: (self.filters && c.enabled).then_some(c4::C4 {
-                remove_citations: c.remove_citations,
-                filter_no_terminal_punct: c.filter_no_terminal_punct,
-                min_num_sentences: c.min_num_sentences,
-                min_words_per_line: c.min_words_per_line,
-                max_word_length: c.max_word_length,
-                filter_lorem_ipsum: c.filter_lorem_ipsum,
-                filter_javascript: c.filter_javascript,
-                filter_curly_bracket: c.filter_curly_bracket,
-                filter_policy: c.filter_policy,
-            }),
-            fineweb: (self.filters && f.enabled).then_some(fineweb::FineWeb {
-                line_punct_thr: f.line_punct_thr,
-                line_punct_exclude_zero: f.line_punct_exclude_zero,
-                short_line_thr: f.short_line_thr,
-                short_line_length: f.short_line_length,
-                char_duplicates_ratio: f.char_duplicates_ratio,
-                new_line_ratio: f.new_line_ratio,
-            }),
+    /// The filters to run on documents of the default `preset`.
+    pub fn resolved_filters(&self) -> Result<Filters, String> {
+        self.filters_for(self.preset)
+    }
+
+    /// The filters to run with `preset`: its thresholds, with the written ones applied.
+    pub fn filters_for(&self, preset: Preset) -> Result<Filters, String> {
+        if !self.filters {
+            return Ok(Filters::none());
         }
+        let p = preset.filters();
+        let field = |name: &str, e: String| format!("`{name}`: {e}");
+        Ok(Filters {
+            gopher_quality: self
+                .gopher_quality
+                .apply(p.gopher_quality)
+                .map_err(|e| field("gopher_quality", e))?,
+            gopher_repetition: self
+                .gopher_repetition
+                .apply(p.gopher_repetition)
+                .map_err(|e| field("gopher_repetition", e))?,
+            c4: self.c4.apply(p.c4).map_err(|e| field("c4", e))?,
+            fineweb: self
+                .fineweb
+                .apply(p.fineweb)
+                .map_err(|e| field("fineweb", e))?,
+            encoding: self
+                .encoding
+                .apply(p.encoding)
+                .map_err(|e| field("encoding", e))?,
+        })
     }
 }
 
@@ -400,7 +203,7 @@ pub struct Quality;
 impl Operator for Quality {
     type Config = QualityConfig;
     const NAME: &'static str = "clean.quality";
-    const VERSION: &'static str = "1";
+    const VERSION: &'static str = "2";
     const DESCRIPTION: &'static str =
         "Heuristic quality filters (Gopher, C4, FineWeb), language allow list and PII scrubbing";
 
@@ -418,13 +221,18 @@ impl Operator for Quality {
                     PortType::Dataset,
                     "dropped documents, with the same columns and every reason in `reasons`",
                 ),
+                docs::report_port(),
             ],
             other_inputs: None,
         }
     }
 
     fn check(c: &QualityConfig) -> Result<(), String> {
-        let q = &c.gopher_quality;
+        for p in c.source_presets.values() {
+            c.filters_for(*p)?;
+        }
+        let f = c.resolved_filters()?;
+        let q = &f.gopher_quality;
         if let (Some(a), Some(b)) = (q.min_doc_words, q.max_doc_words) {
             if a > b {
                 return Err(format!(
@@ -455,24 +263,27 @@ impl Operator for Quality {
     fn run(c: &QualityConfig, ctx: &mut OpContext) -> Result<()> {
         let docs_dir = ctx.output_dir("docs")?.to_path_buf();
         let rej_dir = ctx.output_dir("rejected")?.to_path_buf();
-        let filters = c.kernel_filters();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let filters = c.resolved_filters().map_err(anyhow::Error::msg)?;
+        let by_source: Vec<(String, Filters)> = c
+            .source_presets
+            .iter()
+            .map(|(s, p)| Ok((s.clone(), c.filters_for(*p)?)))
+            .collect::<Result<_, String>>()
+            .map_err(anyhow::Error::msg)?;
+        let threads = ctx.threads();
         let writer = ctx.block_on(async {
             let (schema, mut stream) = docs::open(ctx, "docs").await?;
-            let text_idx = schema.index_of(&c.text_column).map_err(|_| {
-                anyhow::anyhow!(
-                    "input `docs` has no column `{}` (`text_column`; columns: {})",
-                    c.text_column,
-                    names(&schema)
-                )
-            })?;
-            if schema.index_of(&c.id_column).is_err() {
-                anyhow::bail!(
-                    "input `docs` has no column `{}` (`id_column`; columns: {})",
-                    c.id_column,
-                    names(&schema)
-                );
+            docs::require_columns(
+                &schema,
+                "docs",
+                &[("text_column", &c.text_column), ("id_column", &c.id_column)],
+            )?;
+            if !c.source_presets.is_empty() {
+                // `source_presets` chooses by this column: without it, it would silently apply
+                // `preset` to everything.
+                docs::require_columns(&schema, "docs", &[("source_column", &c.source_column)])?;
             }
+            let text_idx = schema.index_of(&c.text_column)?;
             // The text column is rewritten as Utf8.
             let mut fields: Vec<Field> =
                 schema.fields().iter().map(|f| f.as_ref().clone()).collect();
@@ -490,7 +301,15 @@ impl Operator for Quality {
                     false,
                 ));
             }
-            let mut w = SplitWriter::new(&out_schema, added, &docs_dir, Some(&rej_dir))?;
+            let mut w = SplitWriter::new(&out_schema, added, &docs_dir, Some(&rej_dir))?
+                .with_report(
+                    Self::NAME,
+                    ReportColumns {
+                        id: c.id_column.clone(),
+                        text: c.text_column.clone(),
+                        source: c.source_column.clone(),
+                    },
+                );
             let mut seen = 0usize;
             let started = std::time::Instant::now();
             while let Some(batch) = stream.next().await {
@@ -498,27 +317,23 @@ impl Operator for Quality {
                 let col = strings(column(&batch, &c.text_column)?, &c.text_column)
                     .with_context(|| format!("input `docs`, `text_column` `{}`", c.text_column))?;
                 let n = col.len();
-                let chunk = n.div_ceil(threads).max(1);
-                let mut outcomes: Vec<Outcome> = Vec::with_capacity(n);
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = (0..n)
-                        .step_by(chunk)
-                        .map(|lo| {
-                            let col = &col;
-                            let filters = &filters;
-                            s.spawn(move || {
-                                (lo..(lo + chunk).min(n))
-                                    .map(|i| {
-                                        let t = if col.is_null(i) { "" } else { col.value(i) };
-                                        assess_one(c, filters, t)
-                                    })
-                                    .collect::<Vec<_>>()
-                            })
-                        })
-                        .collect();
-                    for h in handles {
-                        outcomes.extend(h.join().expect("quality worker panicked"));
-                    }
+                let sources = match (by_source.is_empty(), batch.schema().index_of(&c.source_column)) {
+                    (false, Ok(i)) => Some(strings(batch.column(i), &c.source_column)?),
+                    _ => None,
+                };
+                let filters_of = |i: usize| -> &Filters {
+                    let Some(s) = sources.as_ref().filter(|s| !s.is_null(i)) else {
+                        return &filters;
+                    };
+                    let v = s.value(i);
+                    by_source
+                        .iter()
+                        .find(|(k, _)| k == v)
+                        .map_or(&filters, |(_, f)| f)
+                };
+                let outcomes: Vec<Outcome> = docs::par_map_range(threads, n, |i| {
+                    let t = if col.is_null(i) { "" } else { col.value(i) };
+                    assess_one(c, filters_of(i), t)
                 });
                 let new_text: StringArray = (0..n)
                     .map(|i| match &outcomes[i].text {
@@ -559,25 +374,14 @@ impl Operator for Quality {
                 seen += n;
                 let (k, r) = w.counts();
                 eprintln!(
-                    "clean.quality: {seen} documents ({:.0}/s), kept {k}, rejected {r}",
+                    "clean.quality: {seen} documents ({:.0}/s on {threads} threads), kept {k}, rejected {r}",
                     seen as f64 / started.elapsed().as_secs_f64().max(1e-9)
                 );
             }
             Ok::<_, anyhow::Error>(w)
         })?;
-        let (k, r) = writer.counts();
-        eprintln!("clean.quality: kept {k} documents, rejected {r}");
         writer.finish(ctx, "docs", "rejected")
     }
-}
-
-fn names(schema: &Schema) -> String {
-    schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
@@ -589,26 +393,36 @@ mod tests {
     }
 
     #[test]
-    fn defaults_and_turning_filters_off() {
+    fn presets_and_overrides() {
         let c = config(serde_json::json!({}));
-        let f = c.kernel_filters();
-        assert_eq!(f.gopher_quality, Some(gopher::GopherQuality::default()));
-        assert_eq!(
-            f.gopher_repetition,
-            Some(gopher::GopherRepetition::default())
-        );
-        assert_eq!(f.c4, Some(c4::C4::default()));
-        assert_eq!(f.fineweb, Some(fineweb::FineWeb::default()));
+        assert_eq!(c.resolved_filters().unwrap(), Filters::default());
         assert_eq!(c.languages, ["en", "zh"]);
         let c = config(
             serde_json::json!({"c4": {"enabled": false}, "gopher_quality": {"min_doc_words": null}}),
         );
-        let f = c.kernel_filters();
-        assert!(f.c4.is_none());
-        assert_eq!(f.gopher_quality.unwrap().min_doc_words, None);
+        let f = c.resolved_filters().unwrap();
+        assert!(!f.c4.enabled);
+        assert_eq!(f.gopher_quality.min_doc_words, None);
+        assert_eq!(f.gopher_quality.max_doc_words, Some(100_000));
         assert!(
             serde_json::from_value::<QualityConfig>(serde_json::json!({"gopher": {}})).is_err()
         );
+        assert!(serde_json::from_value::<QualityConfig>(
+            serde_json::json!({"c4": {"min_num_sentence": 3}})
+        )
+        .is_err());
+        // A written threshold changes the preset's and leaves the rest of it alone.
+        let c = config(serde_json::json!({"preset": "literature", "c4": {"min_num_sentences": 4}}));
+        let f = c.resolved_filters().unwrap();
+        let lit = Preset::Literature.filters();
+        assert_eq!(f.c4.min_num_sentences, Some(4));
+        assert_eq!(f.c4.filter_curly_bracket, lit.c4.filter_curly_bracket);
+        assert_eq!(f.gopher_quality, lit.gopher_quality);
+        assert!(f.encoding.enabled);
+        let f = config(serde_json::json!({"filters": false}))
+            .resolved_filters()
+            .unwrap();
+        assert_eq!(f, Filters::none());
     }
 
     #[test]
@@ -624,7 +438,7 @@ mod tests {
     #[test]
     fn one_document_through_every_step() {
         let c = config(serde_json::json!({}));
-        let f = c.kernel_filters();
+        let f = c.resolved_filters().unwrap();
         let o = assess_one(
             &c,
             &f,
@@ -642,7 +456,7 @@ mod tests {
         let c = config(serde_json::json!({"pii": "drop", "filters": false, "languages": []}));
         let o = assess_one(
             &c,
-            &c.kernel_filters(),
+            &c.resolved_filters().unwrap(),
             "Call 415-555-0132 or mail a@b.org.",
         );
         assert_eq!(o.reasons, ["pii:email", "pii:phone"]);

@@ -10,7 +10,7 @@
 //! one; otherwise entity recognition runs here, with the same lexicon options (the `lexicon`
 //! port, `extend_default`, `types`, languages).
 
-use super::entities::{language_of, languages, load_lexicon, par_map, recognizer, require_column};
+use super::entities::{language_of, languages, load_lexicon, recognizer};
 use crate::data::docs::{self, column, texts, SplitWriter};
 use anyhow::{bail, Context, Result};
 use datafusion::arrow::array::{
@@ -29,9 +29,6 @@ use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports};
 use zest_kernels::entities::Span;
 use zest_kernels::relations::{self as rel, default_patterns, Extractor, Relation};
 
-fn text() -> String {
-    "text".into()
-}
 fn entities() -> String {
     "entities".into()
 }
@@ -121,7 +118,7 @@ impl From<&PatternConfig> for rel::Pattern {
 #[serde(deny_unknown_fields)]
 pub struct RelationsConfig {
     /// The column holding the text.
-    #[serde(default = "text")]
+    #[serde(default = "docs::text_column")]
     pub text_column: String,
     /// The column of entity mentions written by `clean.entities`; when the input lacks it,
     /// entities are recognised here.
@@ -305,9 +302,10 @@ impl Operator for Relations {
         }
         let extractor = Extractor::new(patterns).context("`patterns`")?;
         let docs_dir = ctx.output_dir("docs")?.to_path_buf();
+        let threads = ctx.threads();
         let writer = ctx.block_on(async {
             let (schema, mut stream) = docs::open(ctx, "docs").await?;
-            require_column(&schema, &c.text_column)?;
+            docs::require_columns(&schema, "docs", &[("text_column", &c.text_column)])?;
             let has_entities = schema.index_of(&c.entities_column).is_ok();
             let rec = if has_entities {
                 eprintln!(
@@ -317,7 +315,7 @@ impl Operator for Relations {
                 None
             } else {
                 if let Some(l) = &c.language_column {
-                    require_column(&schema, l)?;
+                    docs::require_columns(&schema, "docs", &[("language_column", l)])?;
                 }
                 let lexicon = load_lexicon(ctx, c.extend_default).await?;
                 eprintln!(
@@ -337,14 +335,14 @@ impl Operator for Relations {
                     None => {
                         let spans = read_entities(&batch, &c.entities_column)?;
                         let rows: Vec<(&String, &Vec<Span>)> = txt.iter().zip(&spans).collect();
-                        par_map(&rows, |(t, s)| extractor.extract(t, s))
+                        docs::par_map(threads, &rows, |(t, s)| extractor.extract(t, s))
                     }
                     Some(rec) => {
                         let langs =
                             languages(&batch, c.language_column.as_deref(), c.language.as_deref())?;
                         let rows: Vec<(&String, &Option<String>)> =
                             txt.iter().zip(&langs).collect();
-                        par_map(&rows, |(t, l)| {
+                        docs::par_map(threads, &rows, |(t, l)| {
                             extractor.extract(t, &rec.find(t, &language_of(l, t)))
                         })
                     }

@@ -5,8 +5,14 @@
 //! Every cleaning and augmentation operator uses the same conventions, so that DAGs compose:
 //! the text is in `text` and the id in `doc_id` unless configured otherwise, every input
 //! column is passed through, and a dropped row carries a `reasons` column (a list of strings).
+//!
+//! The shared toolkit: the column defaults ([`text_column`], [`id_column`],
+//! [`source_column`]), [`require_columns`] for the "no such column" error, [`par_map`] for
+//! spreading documents over the node's threads ([`OpContext::threads`]), and the
+//! [`FilterReport`] every operator that drops rows writes to its `report` output.
 
 use crate::data::dataset;
+pub use crate::data::filter_report::FilterReport;
 use anyhow::{bail, Context, Result};
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, ListBuilder, StringArray, StringBuilder,
@@ -23,6 +29,76 @@ use zest_engine::operator::OpContext;
 
 /// The name of the column that lists why a row was dropped.
 pub const REASONS: &str = "reasons";
+
+/// The default text column, `text`.
+pub fn text_column() -> String {
+    "text".into()
+}
+
+/// The default document id column, `doc_id`.
+pub fn id_column() -> String {
+    "doc_id".into()
+}
+
+/// The default source column, `source` (what the ingest operators write: `textbook`,
+/// `guideline`, `web`, …); filter reports are broken down by it when the input has it.
+pub fn source_column() -> String {
+    "source".into()
+}
+
+/// Fails, naming the columns that exist, unless input `port`'s `schema` has every column in
+/// `wanted`, given as (config field, column name) pairs such as `("text_column", "text")`.
+pub fn require_columns(schema: &Schema, port: &str, wanted: &[(&str, &str)]) -> Result<()> {
+    for (field, name) in wanted {
+        if schema.index_of(name).is_err() {
+            bail!(
+                "input `{port}` has no column `{name}` (`{field}`; columns: {})",
+                column_names(schema)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The columns of `schema`, comma-separated.
+pub fn column_names(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `f` applied to every item, the items split into one chunk per thread (at most `threads`
+/// threads, normally [`OpContext::threads`]); results in the items' order.
+pub fn par_map<T: Sync, R: Send>(
+    threads: usize,
+    items: &[T],
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    par_map_range(threads, items.len(), |i| f(&items[i]))
+}
+
+/// `f` applied to `0..n`, spread over at most `threads` threads; results in order.
+pub fn par_map_range<R: Send>(threads: usize, n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    let threads = threads.max(1).min(n.max(1));
+    if n < 2 || threads == 1 {
+        return (0..n).map(&f).collect();
+    }
+    let chunk = n.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .step_by(chunk)
+            .map(|lo| s.spawn(move || (lo..(lo + chunk).min(n)).map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a worker thread panicked"))
+            .collect()
+    })
+}
 
 /// Opens the datasets on input port `port` as one stream of record batches, with its schema.
 pub async fn open(ctx: &OpContext, port: &str) -> Result<(SchemaRef, SendableRecordBatchStream)> {
@@ -43,13 +119,7 @@ pub fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
         Ok(i) => Ok(batch.column(i)),
         Err(_) => bail!(
             "input has no column `{name}` (columns: {})",
-            batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            column_names(&batch.schema())
         ),
     }
 }
@@ -100,6 +170,35 @@ pub fn reasons_array(reasons: &[Vec<String>]) -> ArrayRef {
     Arc::new(b.finish())
 }
 
+/// The columns a [`FilterReport`] reads from each row.
+#[derive(Debug, Clone)]
+pub struct ReportColumns {
+    /// The document id column (row numbers when the input lacks it).
+    pub id: String,
+    /// The text column (as written: after any rewriting by the operator).
+    pub text: String,
+    /// The source column; sources are all `all` when the input lacks it.
+    pub source: String,
+}
+
+/// The name of the output port every operator that drops rows writes its [`FilterReport`] to.
+pub const REPORT_PORT: &str = "report";
+
+/// The `report` output port's declaration.
+pub fn report_port() -> zest_engine::operator::PortSpec {
+    zest_engine::operator::PortSpec::new(
+        REPORT_PORT,
+        zest_engine::operator::PortType::Report,
+        "report.json: documents dropped per source and per rule, with examples",
+    )
+}
+
+/// Writes `report` to `ctx`'s `report` output and its summary to the node's log.
+pub fn write_report(ctx: &mut OpContext, report: &FilterReport) -> Result<()> {
+    eprintln!("{}: {}", report.operator, report.summary());
+    ctx.write_output(REPORT_PORT, "report.json", report.to_json())
+}
+
 /// Writes the rows an operator keeps to `docs` and those it drops to `rejected`, each with the
 /// operator's new columns appended; dropped rows also get `reasons`.
 pub struct SplitWriter {
@@ -109,6 +208,7 @@ pub struct SplitWriter {
     rejected: Option<ArrowWriter<std::fs::File>>,
     n_kept: usize,
     n_rejected: usize,
+    report: Option<(FilterReport, ReportColumns)>,
 }
 
 impl SplitWriter {
@@ -145,7 +245,53 @@ impl SplitWriter {
             rejected,
             n_kept: 0,
             n_rejected: 0,
+            report: None,
         })
+    }
+
+    /// Also builds a [`FilterReport`] of `operator` from every row written, written to the
+    /// `report` output by [`SplitWriter::finish`].
+    pub fn with_report(mut self, operator: &str, columns: ReportColumns) -> Self {
+        let source =
+            (self.kept_schema.index_of(&columns.source).is_ok()).then(|| columns.source.clone());
+        self.report = Some((FilterReport::new(operator, source), columns));
+        self
+    }
+
+    fn record(&mut self, full: &RecordBatch, reasons: &[Vec<String>]) -> Result<()> {
+        let Some((report, cols)) = self.report.as_mut() else {
+            return Ok(());
+        };
+        let ids = match full.schema().index_of(&cols.id) {
+            Ok(i) => Some(strings(full.column(i), &cols.id)?),
+            Err(_) => None,
+        };
+        let texts = match full.schema().index_of(&cols.text) {
+            Ok(i) => Some(strings(full.column(i), &cols.text)?),
+            Err(_) => None,
+        };
+        let sources = match &report.source_column {
+            Some(s) => Some(strings(column(full, s)?, s)?),
+            None => None,
+        };
+        fn value(a: &StringArray, i: usize) -> Option<&str> {
+            (!a.is_null(i)).then(|| a.value(i))
+        }
+        for i in 0..full.num_rows() {
+            let r: &[String] = reasons.get(i).map(Vec::as_slice).unwrap_or(&[]);
+            let row = self.n_kept + self.n_rejected + i;
+            let id = match &ids {
+                Some(a) => value(a, i).unwrap_or("").to_string(),
+                None => format!("row {row}"),
+            };
+            report.add(
+                sources.as_ref().and_then(|s| value(s, i)),
+                &id,
+                texts.as_ref().and_then(|t| value(t, i)).unwrap_or(""),
+                r,
+            );
+        }
+        Ok(())
     }
 
     /// Writes one input batch with its `added` columns; a row is kept when its list of
@@ -159,13 +305,14 @@ impl SplitWriter {
         let mut cols = batch.columns().to_vec();
         cols.extend(added);
         let full = RecordBatch::try_new(self.kept_schema.clone(), cols.clone())?;
+        if !reasons.is_empty() && reasons.len() != batch.num_rows() {
+            bail!("{} reasons for {} rows", reasons.len(), batch.num_rows());
+        }
+        self.record(&full, reasons)?;
         if reasons.is_empty() || reasons.iter().all(|r| r.is_empty()) {
             self.n_kept += full.num_rows();
             self.kept.write(&full)?;
             return Ok(());
-        }
-        if reasons.len() != batch.num_rows() {
-            bail!("{} reasons for {} rows", reasons.len(), batch.num_rows());
         }
         let keep: BooleanArray = reasons.iter().map(|r| Some(r.is_empty())).collect();
         let kept = filter_record_batch(&full, &keep)?;
@@ -188,8 +335,12 @@ impl SplitWriter {
         (self.n_kept, self.n_rejected)
     }
 
-    /// Closes the files and records their metadata on `ctx`'s ports `docs` and `rejected`.
+    /// Closes the files and records their metadata on `ctx`'s ports `docs` and `rejected`;
+    /// writes the report, if the writer builds one, to `report`.
     pub fn finish(self, ctx: &mut OpContext, docs_port: &str, rejected_port: &str) -> Result<()> {
+        if let Some((report, _)) = &self.report {
+            write_report(ctx, report)?;
+        }
         self.kept.close()?;
         ctx.set_output_meta(docs_port, dataset::meta(&self.kept_schema, self.n_kept));
         if let Some(r) = self.rejected {

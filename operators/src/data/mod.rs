@@ -2,6 +2,8 @@
 
 pub mod dataset;
 pub mod docs;
+pub mod filter_report;
 pub mod load;
+pub mod overrides;
 pub mod sources;
 pub mod sql;

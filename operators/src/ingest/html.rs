@@ -391,6 +391,7 @@ struct Counts {
     docs: usize,
     rejected: usize,
     skipped: BTreeMap<String, u64>,
+    report: Option<docs::FilterReport>,
 }
 
 impl Operator for Html {
@@ -427,6 +428,7 @@ impl Operator for Html {
                     "pages without usable main text and unreadable WARC records, with reasons",
                 )
                 .with_columns(&["doc_id", "source", "url", "file", "reasons"]),
+                docs::report_port(),
             ],
             other_inputs: None,
         }
@@ -462,7 +464,7 @@ impl Operator for Html {
         let srcs = ctx
             .block_on(sources::expand(&c.paths))
             .context("ingest.html: finding the input files")?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = ctx.threads();
         eprintln!("ingest.html: {} files, {threads} workers", srcs.len());
         let docs_schema = docs_schema();
         let rejected_schema = rejected_schema();
@@ -494,6 +496,7 @@ impl Operator for Html {
                 let (docs_schema, rejected_schema) = (&docs_schema, &rejected_schema);
                 let writer = s.spawn(move || -> Result<Counts> {
                 let mut counts = Counts::default();
+                let mut report = docs::FilterReport::new(Html::NAME, Some("source".into()));
                 let mut pending = Pending {
                     source: c.source.clone(),
                     docs: vec![],
@@ -511,10 +514,12 @@ impl Operator for Html {
                         match outcome {
                             Outcome::Doc(d) => {
                                 counts.docs += 1;
+                                report.add(Some(c.source.as_str()), &d.doc_id, "", &[]);
                                 pending.docs.push((d, file));
                             }
                             Outcome::Rejected(r) => {
                                 counts.rejected += 1;
+                                report.add(Some(c.source.as_str()), &r.doc_id, &r.url, &r.reasons);
                                 pending.rejected.push((r, file));
                             }
                             Outcome::Skipped(why) => *counts.skipped.entry(why).or_default() += 1,
@@ -541,6 +546,7 @@ impl Operator for Html {
                 }
                 pending.write_docs(docs_w, docs_schema)?;
                 pending.write_rejected(rejected_w, rejected_schema)?;
+                counts.report = Some(report);
                 Ok(counts)
             });
                 // This thread reads the files, in order, and hands out the pages.
@@ -575,7 +581,10 @@ impl Operator for Html {
         );
         ctx.set_output_meta("docs", dataset::meta(&docs_schema, counts.docs));
         ctx.set_output_meta("rejected", dataset::meta(&rejected_schema, counts.rejected));
-        Ok(())
+        match &counts.report {
+            Some(r) => docs::write_report(ctx, r),
+            None => Ok(()),
+        }
     }
 }
 
