@@ -2,10 +2,14 @@
 # PDF text layer and OCR: zest's `ingest.pdf` against PyMuPDF (`page.get_text()`, in one process
 # and in a pool of PROCS processes) and pytesseract (a pool of PROCS processes, one page a task),
 # on a generated corpus (bench/pdf_corpus.py, built with the fixtures of tests/py/make_pdfs.py):
-# FILES x PAGES born-digital pages and one scanned English PDF of SCAN_PAGES pages at 300 dpi.
-# Both sides use the same Tesseract (the system's libtesseract / `tesseract` CLI), `eng`, 300 dpi,
-# page segmentation mode 3 and OMP_THREAD_LIMIT=1. zest's OCR time includes rendering the pages
-# with PDFium; pytesseract's starts after PyMuPDF rendered them to PNG.
+# FILES x PAGES born-digital pages and two scanned English PDFs of SCAN_PAGES pages each, drawn
+# at 300 and at 200 dpi. Both sides use the same Tesseract (the system's libtesseract /
+# `tesseract` CLI), `eng`, page segmentation mode 3 and OMP_THREAD_LIMIT=1. zest runs with its
+# defaults (each scan read from its own image at its own dpi) and with `dpi: 300` (every page
+# rendered at 300 dpi and binarised, its behaviour before); pytesseract reads PyMuPDF's 300-dpi
+# renderings (PNG) and, separately, each page's embedded image as PNG at its own dpi. zest's OCR
+# time includes opening the PDFs and getting the images with PDFium; pytesseract's starts after
+# its PNGs were written.
 # Each round runs every tool once, in fresh directories with --no-cache; before each measurement
 # the script waits for no compiler to be running (QUIET_WAIT seconds of waiting in all, then it
 # measures anyway; the load seen during each run is reported). Prints one JSON line
@@ -80,14 +84,17 @@ for round in $(seq 1 "$ROUNDS"); do
   fi
   if [ "$OCR" = "1" ] && [ "$SCAN_PAGES" -gt 0 ]; then
     quiet
-    "$py" "$here/pdf_corpus.py" zest --zest "$zest" --dir "$scratch/zest-ocr-raw-$round" --bench ocr \
+    "$py" "$here/pdf_corpus.py" zest --zest "$zest" --dir "$scratch/zest-ocr-native-$round" --bench ocr \
       --corpus "$corpus" --results "$results"
     quiet
-    "$py" "$here/pdf_corpus.py" zest --zest "$zest" --dir "$scratch/zest-ocr-bin-$round" --bench ocr \
-      --binarize --corpus "$corpus" --results "$results"
+    "$py" "$here/pdf_corpus.py" zest --zest "$zest" --dir "$scratch/zest-ocr-300-$round" --bench ocr \
+      --dpi 300 --corpus "$corpus" --results "$results"
     quiet
     "$py" "$here/pdf_peers.py" ocr --corpus "$corpus" --procs "$PROCS" --results "$results" \
-      --texts "$scratch/texts" --png "$scratch/png"
+      --texts "$scratch/texts" --png "$scratch/png" --images rendered
+    quiet
+    "$py" "$here/pdf_peers.py" ocr --corpus "$corpus" --procs "$PROCS" --results "$results" \
+      --texts "$scratch/texts" --png "$scratch/png" --images native
   fi
 done
 "$py" "$here/pdf_corpus.py" report --corpus "$corpus" --results "$results"

@@ -3,15 +3,18 @@
 
   pdf_corpus.py gen OUT_DIR [--files 10 --pages 50 --scan-pages 12 --paras 3 --seed 1]
       Writes OUT_DIR/text/doc_NN.pdf (born-digital, FILES x PAGES pages),
-      OUT_DIR/scan/scanned_en.pdf (SCAN_PAGES pages drawn at 300 dpi, no text layer) and
+      OUT_DIR/scan/scanned_en.pdf (SCAN_PAGES pages drawn at 300 dpi, no text layer),
+      OUT_DIR/scan/scanned_200dpi_en.pdf (SCAN_PAGES pages drawn at 200 dpi) and
       OUT_DIR/truth.json: {"text/doc_00.pdf": [page text, ...], ...}.
   pdf_corpus.py quiet [--until EPOCH_SECONDS]
       Waits until no compiler (rustc, cc1, ld, cargo) runs and the machine's other work uses
       under 0.2 cores over 2 s, or the clock passes UNTIL; prints how long it waited.
-  pdf_corpus.py zest --zest BIN --dir DIR --bench text|ocr --corpus OUT_DIR [--binarize]
+  pdf_corpus.py zest --zest BIN --dir DIR --bench text|ocr --corpus OUT_DIR [--dpi N]
       Runs `ingest.pdf` once in the fresh project DIR (`zest run --no-cache`) over the corpus's
-      text-layer files (`ocr: never`) or its scan (`ocr: always`, eng, 300 dpi); appends one
-      JSON line: the node's wall time from run.json, the whole process's, and the load.
+      text-layer files (`ocr: never`) or its scans (`ocr: always`, eng; defaults otherwise:
+      each scan read from its own image at its own dpi; with --dpi, every page rendered at N
+      dpi, as zest did before it read scans natively); appends one JSON line: the node's wall
+      time from run.json, the whole process's, and the load.
   pdf_corpus.py report --corpus OUT_DIR --results results.jsonl
       Reads the timed runs (one JSON object a line, written by bench/pdf.sh and
       bench/pdf_peers.py), takes the median of each tool's rounds, scores each tool's text
@@ -21,14 +24,16 @@
 Pages are built with the functions of tests/py/make_pdfs.py, the fixtures of the ingest.pdf
 tests: born-digital pages are typeset by reportlab with embedded Liberation Serif 11 pt, a
 running header, a page-number footer and words hyphenated at line ends; scanned pages are
-greyscale Pillow drawings at 300 dpi with a light blur and sparse specks, embedded as images.
+greyscale Pillow drawings at 300 and 200 dpi with a light blur and sparse specks, embedded as
+images.
 Every page holds PARAS English abstract paragraphs (300-1100 characters each) from
 dags/data/pubmedqa_sample.jsonl, cycled in a shuffled order, so consecutive pages differ.
 
 The character error rate of a page is the Levenshtein distance between the tool's text and
 the known text, both with white space collapsed to single spaces, over the length of the
 known text; the known text has no header, no page number and no hyphenation, so a tool that
-keeps those (PyMuPDF's raw text layer does) pays for them. A tool's CER is the mean over pages.
+keeps those (PyMuPDF's raw text layer does) pays for them. A tool's CER is the mean over pages,
+reported for all its pages and for each file.
 """
 import argparse
 import json
@@ -69,10 +74,14 @@ def gen(args):
         name = "scan/scanned_en.pdf"
         pages = [take(args.paras) for _ in range(args.scan_pages)]
         truth[name] = make_pdfs.scanned(os.path.join(out, name), pages, seed=args.seed)
+        name = "scan/scanned_200dpi_en.pdf"
+        pages = [take(args.paras) for _ in range(args.scan_pages)]
+        truth[name] = make_pdfs.scanned(os.path.join(out, name), pages, dpi=200, seed=args.seed + 1)
     with open(os.path.join(out, "truth.json"), "w") as fh:
         json.dump(truth, fh, indent=1)
     n_text = args.files * args.pages
-    print(f"corpus: {n_text} text-layer pages in {args.files} files, {args.scan_pages} scanned pages "
+    print(f"corpus: {n_text} text-layer pages in {args.files} files, {args.scan_pages} scanned pages at "
+          f"300 dpi and {args.scan_pages} at 200 dpi "
           f"({len(paras)} distinct paragraphs, {args.paras} a page) in {out}", file=sys.stderr)
 
 
@@ -142,8 +151,9 @@ def run_zest(args):
     if args.bench == "text":
         cfg = {"paths": [f"{corpus}/text/*.pdf"], "ocr": "never"}
     else:
-        cfg = {"paths": [f"{corpus}/scan/*.pdf"], "ocr": "always", "ocr_languages": ["eng"],
-               "dpi": 300, "binarize": bool(args.binarize)}
+        cfg = {"paths": [f"{corpus}/scan/*.pdf"], "ocr": "always", "ocr_languages": ["eng"]}
+        if args.dpi:
+            cfg["dpi"] = args.dpi
     dag = {"name": "pdfbench", "nodes": {"pdfs": {"op": "ingest.pdf", "with": cfg}}}
     with open(os.path.join(args.dir, "dag.yaml"), "w") as fh:
         json.dump(dag, fh)  # JSON is YAML
@@ -161,7 +171,7 @@ def run_zest(args):
     rep = json.load(open(os.path.join(args.dir, "run.json")))
     node = next(x for x in rep["nodes"] if x["node"] == "pdfs")
     version = subprocess.run([args.zest, "--version"], capture_output=True, text=True).stdout.split()[-1]
-    tool = "zest" if args.bench == "text" else f"zest binarize={'true' if args.binarize else 'false'}"
+    tool = "zest" if args.bench == "text" else (f"zest dpi={args.dpi}" if args.dpi else "zest native")
     line = {"bench": args.bench, "tool": tool, "version": version, "pages": pages,
             "seconds": node["duration_s"], "process_s": process_s, "zest_run": os.path.abspath(args.dir),
             "load": load, "config": cfg | {"paths": "..."}}
@@ -258,11 +268,12 @@ def report(args):
                    for p, t in ps.items()}
             got = {(os.path.relpath(f, corpus) if os.path.isabs(f) else f, p): t for (f, p), t in got.items()}
         mean_cer, max_cer, missing = score(truth, got, corpus)
+        by_file = {f: round(score({f: p}, got, corpus)[0], 5) for f, p in truth.items()}
         line = {"bench": bench, "tool": tool, "version": last.get("version"), "pages": pages,
                 "seconds": round(med, 3), "pages_per_s": round(pages / med, 2),
                 "samples_s": [round(s, 3) for s in (r["seconds"] for r in rs)],
-                "cer_mean": round(mean_cer, 5), "cer_max": round(max_cer, 5), "pages_missing": missing,
-                "load": [r.get("load") for r in rs], "config": last.get("config")}
+                "cer_mean": round(mean_cer, 5), "cer_max": round(max_cer, 5), "cer_by_file": by_file,
+                "pages_missing": missing, "load": [r.get("load") for r in rs], "config": last.get("config")}
         if "process_s" in last:
             line["process_s"] = [round(r["process_s"], 3) for r in rs]
         out.append(line)
@@ -270,8 +281,8 @@ def report(args):
         print(json.dumps(line))
     # The table: zest's rows against the first peer row of the same bench.
     print()
-    print("| bench | tool | pages | median s | pages/s | zest / peer | mean CER | max CER |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| bench | tool | pages | median s | pages/s | zest / peer | mean CER | max CER | mean CER by file |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for bench in ("text", "ocr"):
         rows = [l for l in out if l["bench"] == bench]
         peers = [l for l in rows if not l["tool"].startswith("zest")]
@@ -279,8 +290,9 @@ def report(args):
             ratio = ""
             if l["tool"].startswith("zest"):
                 ratio = ", ".join(f"{l['pages_per_s'] / p['pages_per_s']:.2f}x {p['tool']}" for p in peers)
+            files = ", ".join(f"{os.path.basename(f)} {c:.4f}" for f, c in l["cer_by_file"].items()) if bench == "ocr" else ""
             print(f"| {bench} | {l['tool']} | {l['pages']} | {l['seconds']:.3f} | {l['pages_per_s']:.1f} | "
-                  f"{ratio} | {l['cer_mean']:.4f} | {l['cer_max']:.4f} |")
+                  f"{ratio} | {l['cer_mean']:.4f} | {l['cer_max']:.4f} | {files} |")
 
 
 def main():
@@ -300,7 +312,7 @@ def main():
     z.add_argument("--dir", required=True)
     z.add_argument("--bench", choices=["text", "ocr"], required=True)
     z.add_argument("--corpus", required=True)
-    z.add_argument("--binarize", action="store_true")
+    z.add_argument("--dpi", type=int, default=0)
     z.add_argument("--results", required=True)
     r = sub.add_parser("report")
     r.add_argument("--corpus", required=True)

@@ -7,12 +7,15 @@
       parent. The clock covers opening the files, extracting and (N > 1) collecting the texts;
       the pool is started and warmed before it.
   pdf_peers.py ocr --corpus OUT_DIR --procs N --results results.jsonl --texts DIR --png DIR
-      pytesseract.image_to_string(png, lang="eng", config="--psm 3 --dpi 300") over every page of
+                  [--images rendered|native]
+      pytesseract.image_to_string(png, lang="eng", config="--psm 3 --dpi D") over every page of
       OUT_DIR/scan/*.pdf in a multiprocessing.Pool(N), one page a task, OMP_THREAD_LIMIT=1.
-      The pages are rendered to greyscale PNGs at 300 dpi by PyMuPDF before the clock starts
-      (into --png, once); the clock covers OCR only: per page pytesseract's temporary output
-      file, one `tesseract` process (which loads eng.traineddata and decodes the PNG), and
-      reading the text back.
+      Before the clock starts (into --png, once), the pages are rendered to greyscale PNGs at
+      300 dpi by PyMuPDF (`rendered`, D = 300), or each page's embedded image is saved as it is
+      stored (`native`: PyMuPDF's Pixmap of the image's xref, D = its pixel width over the
+      page's width in inches). The clock covers OCR only: per page pytesseract's temporary
+      output file, one `tesseract` process (which loads eng.traineddata and decodes the PNG),
+      and reading the text back.
 
 Each appends one JSON line to RESULTS (seconds, pages, load during the run, where the texts
 are) and writes the texts as {file: {page: text}} to DIR/<tool>.json for scoring.
@@ -43,8 +46,8 @@ def _warm(_):
 def _ocr(job):
     import pytesseract
 
-    path, png, pno = job
-    return path, pno, pytesseract.image_to_string(png, lang="eng", config="--psm 3 --dpi 300")
+    path, png, pno, dpi = job
+    return path, pno, pytesseract.image_to_string(png, lang="eng", config=f"--psm 3 --dpi {dpi}")
 
 
 def _emit(args, tool, version, pages, seconds, load, texts, config):
@@ -95,10 +98,19 @@ def ocr(args):
     for f in files:
         with pymupdf.open(f) as doc:
             for i, page in enumerate(doc):
-                png = os.path.join(args.png, f"{os.path.basename(f)}-{i + 1:04d}.png")
-                if not os.path.exists(png):
-                    page.get_pixmap(dpi=300, colorspace=pymupdf.csGRAY).save(png)
-                jobs.append((os.path.relpath(f, corpus), png, i + 1))
+                png = os.path.join(args.png, f"{os.path.basename(f)}-{args.images}-{i + 1:04d}.png")
+                if args.images == "native":
+                    (xref, *_), = page.get_images(full=True)
+                    pix = pymupdf.Pixmap(doc, xref)
+                    dpi = round(pix.width / (page.rect.width / 72))
+                    if not os.path.exists(png):
+                        pix.set_dpi(dpi, dpi)
+                        pix.save(png)
+                else:
+                    dpi = 300
+                    if not os.path.exists(png):
+                        page.get_pixmap(dpi=300, colorspace=pymupdf.csGRAY).save(png)
+                jobs.append((os.path.relpath(f, corpus), png, i + 1, dpi))
     pool = multiprocessing.get_context("fork").Pool(args.procs)
     pool.map(_warm, range(args.procs * 4))
     load = Load()
@@ -111,11 +123,13 @@ def ocr(args):
     texts = {}
     for path, pno, t in results:
         texts.setdefault(path, {})[pno] = t
-    tool = f"pytesseract, {args.procs} processes"
+    tool = f"pytesseract, {args.procs} processes, {args.images} images"
+    images = {"rendered": "PyMuPDF get_pixmap(dpi=300, csGRAY) PNGs, rendered before the clock",
+              "native": "each page's embedded image (PyMuPDF Pixmap of its xref) as PNG, saved before the clock"}
     _emit(args, tool, pytesseract.__version__, len(jobs), seconds, load, texts,
-          {"tesseract": str(pytesseract.get_tesseract_version()), "lang": "eng", "psm": 3, "dpi": 300,
-           "processes": args.procs, "OMP_THREAD_LIMIT": os.environ["OMP_THREAD_LIMIT"],
-           "images": "PyMuPDF get_pixmap(dpi=300, csGRAY) PNGs, rendered before the clock"})
+          {"tesseract": str(pytesseract.get_tesseract_version()), "lang": "eng", "psm": 3,
+           "dpi": sorted({j[3] for j in jobs}), "processes": args.procs,
+           "OMP_THREAD_LIMIT": os.environ["OMP_THREAD_LIMIT"], "images": images[args.images]})
 
 
 def main():
@@ -129,6 +143,7 @@ def main():
         p.add_argument("--texts", required=True)
         if name == "ocr":
             p.add_argument("--png", required=True)
+            p.add_argument("--images", choices=["rendered", "native"], default="rendered")
     a = ap.parse_args()
     {"text": text, "ocr": ocr}[a.cmd](a)
 

@@ -6,45 +6,10 @@
 //! the node succeeds.
 
 mod common;
-use common::{output_rows, text, tools_dir, Project};
+use common::{cer, output_rows, text, tools_dir, Project};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
-
-/// Levenshtein distance over characters.
-fn edit_distance(a: &[char], b: &[char]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
-/// Text compared with whitespace collapsed (removed entirely for Chinese).
-fn norm(s: &str, cjk: bool) -> Vec<char> {
-    if cjk {
-        s.chars().filter(|c| !c.is_whitespace()).collect()
-    } else {
-        s.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .chars()
-            .collect()
-    }
-}
-
-/// Character error rate of `got` against `truth`.
-fn cer(got: &str, truth: &str, cjk: bool) -> f64 {
-    let (g, t) = (norm(got, cjk), norm(truth, cjk));
-    edit_distance(&g, &t) as f64 / t.len().max(1) as f64
-}
 
 struct Fixture {
     project: Project,

@@ -22,6 +22,7 @@ pub mod page_text;
 pub mod pii;
 pub mod quality;
 pub mod relations;
+pub mod resample;
 pub mod rng;
 pub mod safetensors;
 pub mod text_tokenizer;

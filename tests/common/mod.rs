@@ -246,3 +246,45 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Levenshtein distance over characters.
+pub fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// Text as compared for character error rates: whitespace collapsed to single spaces, or
+/// removed entirely for Chinese (`cjk`).
+pub fn cer_norm(s: &str, cjk: bool) -> Vec<char> {
+    if cjk {
+        s.chars().filter(|c| !c.is_whitespace()).collect()
+    } else {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .collect()
+    }
+}
+
+/// Character error rate of `got` against `truth`: edits over the length of the truth.
+pub fn cer(got: &str, truth: &str, cjk: bool) -> f64 {
+    let (e, n) = cer_counts(got, truth, cjk);
+    e as f64 / n.max(1) as f64
+}
+
+/// The edits from `got` to `truth` and the truth's length, for pooling error rates over pages.
+pub fn cer_counts(got: &str, truth: &str, cjk: bool) -> (usize, usize) {
+    let (g, t) = (cer_norm(got, cjk), cer_norm(truth, cjk));
+    (edit_distance(&g, &t), t.len())
+}

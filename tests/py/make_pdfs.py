@@ -1,12 +1,22 @@
 """Builds the PDFs the ingest tests read, from known text, and writes that text as ground truth.
 
     python make_pdfs.py OUT_DIR [--pages N]
+    python make_pdfs.py OUT_DIR --set ocr [--pages N]
 
 Writes OUT_DIR/*.pdf and OUT_DIR/truth.json: {file: [page text, ...]} for the readable files,
 and {file: null} for the ones that must be rejected. Born-digital pages are typeset with
 reportlab (fonts embedded: Liberation Serif, WenQuanYi Micro Hei), with a running header, a
 page-number footer and words hyphenated at line ends; scanned pages are drawn with Pillow at
 300 dpi, slightly noisy, and embedded as images with no text layer.
+
+`--set ocr` writes the OCR-resolution set instead: English scans of N pages (default 3) drawn
+at 200 dpi (scan_200dpi_en.pdf) and at 300 dpi (scan_300dpi_en.pdf), each page also saved as
+the PNG that was embedded (OUT_DIR/png/<pdf stem>-<page>.png, its dpi in the PNG), so that
+Tesseract's CLI can read the very images the PDFs hold; a 200-dpi scan whose page is rotated
+by /Rotate 90 (scan_rotated_en.pdf) and one whose image sits beside a line of typeset text
+(scan_with_text_en.pdf), both one small page; a grainy 200-dpi scan of 9-pt text
+(scan_grainy_200dpi_en.pdf, one page) and a Chinese 200-dpi scan (scan_200dpi_zh.pdf, two
+pages), with their PNGs.
 """
 
 import json
@@ -14,7 +24,7 @@ import random
 import sys
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
@@ -158,33 +168,55 @@ def two_columns(path, title, paras):
     return [title + "\n\n" + "\n\n".join(cols[0]) + "\n\n" + "\n\n".join(cols[1])]
 
 
-def scanned(path, paras_per_page, cjk=False, dpi=300, seed=0):
-    """A scanned PDF: each page a 300-dpi greyscale image of the text, with a little noise."""
+def scanned(path, paras_per_page, cjk=False, dpi=300, seed=0, png_dir=None, pagesize=A4, rotate=0, caption=None,
+            size=11, blur=0.6, grain=0):
+    """A scanned PDF: each page a greyscale image of the text (`size` pt) drawn at `dpi` (300 by
+    default), with a little noise: a Gaussian blur of `blur` pixels, sparse specks and, with
+    `grain`, every pixel moved by up to ±`grain` grey levels. With `png_dir`, each page image
+    is also saved there as `<stem>-<page>.png` with its dpi; `rotate` sets the pages' /Rotate;
+    `caption` is typeset (as text, not in the image) at the foot of each page."""
     rnd = random.Random(seed)
-    w_pt, h_pt = A4
+    w_pt, h_pt = pagesize
     W, H = int(w_pt / 72 * dpi), int(h_pt / 72 * dpi)
-    font = ImageFont.truetype(CJK if cjk else SERIF, int(11 * dpi / 72), index=0)
-    margin = int(dpi)  # one inch
-    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    font = ImageFont.truetype(CJK if cjk else SERIF, int(size * dpi / 72), index=0)
+    margin = int(dpi) if w_pt > 500 else int(dpi / 2)  # an inch; half on small pages
+    # A page shown turned by /Rotate 90 holds its image turned the other way, as a scanner
+    # that stores the page as it was fed writes it.
+    media = (h_pt, w_pt) if rotate in (90, 270) else (w_pt, h_pt)
+    c = canvas.Canvas(str(path), pagesize=media, invariant=1)
     truth = []
-    for paras in paras_per_page:
+    for pno, paras in enumerate(paras_per_page, 1):
         img = Image.new("L", (W, H), 255)
         d = ImageDraw.Draw(img)
         y = margin
-        line_h = int(11 * 1.4 * dpi / 72)
+        line_h = int(size * 1.4 * dpi / 72)
         for p in paras:
             for line in wrap(p, W - 2 * margin, lambda s: d.textlength(s, font=font), hyphenate=False, cjk=cjk):
                 d.text((margin, y), line, font=font, fill=rnd.randint(0, 40))
                 y += line_h
             y += line_h // 2
         # Scanner noise: a light blur and sparse specks.
-        img = img.filter(ImageFilter.GaussianBlur(0.6))
+        img = img.filter(ImageFilter.GaussianBlur(blur))
+        if grain:
+            noise = Image.frombytes("L", (W, H), rnd.randbytes(W * H)).point(lambda v: v * 2 * grain // 255)
+            img = ImageChops.add(img, noise, 1.0, -grain)
         px = img.load()
         for _ in range(W * H // 4000):
             px[rnd.randrange(W), rnd.randrange(H)] = rnd.randint(120, 200)
-        c.drawImage(ImageReader(img), 0, 0, width=w_pt, height=h_pt)
+        if png_dir is not None:
+            Path(png_dir).mkdir(parents=True, exist_ok=True)
+            img.save(Path(png_dir) / f"{Path(path).stem}-{pno}.png", dpi=(dpi, dpi))
+        if rotate:
+            c.setPageRotation(rotate)
+            img = img.rotate(rotate, expand=True)
+        c.drawImage(ImageReader(img), 0, 0, width=media[0], height=media[1])
+        text = "\n\n".join(paras)
+        if caption is not None:
+            c.setFont("Serif", 10)
+            c.drawString(18, 12, caption)
+            text += "\n\n" + caption
         c.showPage()
-        truth.append("\n\n".join(paras))
+        truth.append(text)
     c.save()
     return truth
 
@@ -218,11 +250,37 @@ def bad_files(out, good):
     return {n: None for n in ["empty.pdf", "not_a_pdf.pdf", "truncated.pdf", "corrupt.pdf", "zero_pages.pdf", "encrypted.pdf"]}
 
 
+def ocr_set(out, pages):
+    """Scans at 200 and 300 dpi with their page images as PNGs, and two pages that are not
+    a lone upright image (rotated; image plus typeset text)."""
+    en = english_paragraphs(pages * 3 * 2 + 6, seed=7)
+    png = out / "png"
+    truth = {}
+    for k, dpi in enumerate((200, 300)):
+        paras = en[k * pages * 3 : (k + 1) * pages * 3]
+        name = f"scan_{dpi}dpi_en.pdf"
+        truth[name] = scanned(out / name, [paras[3 * i : 3 * i + 3] for i in range(pages)], dpi=dpi, seed=11 + k, png_dir=png)
+    a5 = (419.53, 595.28)
+    rest = en[pages * 6 :]
+    truth["scan_rotated_en.pdf"] = scanned(out / "scan_rotated_en.pdf", [rest[0:1]], dpi=200, seed=13, pagesize=a5, rotate=90)
+    truth["scan_with_text_en.pdf"] = scanned(
+        out / "scan_with_text_en.pdf", [rest[1:2]], dpi=200, seed=14, pagesize=a5, caption="Page 7 of 12"
+    )
+    truth["scan_grainy_200dpi_en.pdf"] = scanned(
+        out / "scan_grainy_200dpi_en.pdf", [rest[2:4]], dpi=200, seed=15, png_dir=png, size=9, blur=0.8, grain=50
+    )
+    truth["scan_200dpi_zh.pdf"] = scanned(out / "scan_200dpi_zh.pdf", [ZH[0:3], ZH[3:6]], cjk=True, dpi=200, seed=1, png_dir=png)
+    (out / "truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=1))
+
+
 def main():
     out = Path(sys.argv[1])
     pages = int(sys.argv[sys.argv.index("--pages") + 1]) if "--pages" in sys.argv else 3
     out.mkdir(parents=True, exist_ok=True)
     register_fonts()
+    if "--set" in sys.argv and sys.argv[sys.argv.index("--set") + 1] == "ocr":
+        ocr_set(out, pages)
+        return
     en = english_paragraphs(pages * 2 + 12, seed=1)
     truth = {}
     truth["digital_en.pdf"] = digital(

@@ -14,7 +14,9 @@ use super::pdfium::{Pdfium, Render};
 use super::tesseract;
 use crate::data::{dataset, docs, sources};
 use anyhow::{Context, Result};
-use datafusion::arrow::array::{ArrayRef, Float32Array, Float64Array, StringArray, UInt32Array};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Float32Array, Float64Array, StringArray, UInt32Array,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use schemars::JsonSchema;
@@ -58,9 +60,11 @@ fn auto() -> OcrMode {
 fn langs() -> Vec<String> {
     vec!["eng".into(), "chi_sim".into()]
 }
-fn dpi() -> u32 {
-    300
-}
+/// The resolution pages that are not one image are rendered at for OCR, unless `dpi` is set.
+pub const RENDER_DPI: u32 = 300;
+
+/// The most pixels a page image for OCR may have.
+const MAX_PIXELS: usize = 200_000_000;
 fn min_chars() -> usize {
     20
 }
@@ -97,16 +101,23 @@ pub struct PdfConfig {
     #[serde(default = "langs")]
     #[schemars(length(min = 1))]
     pub ocr_languages: Vec<String>,
-    /// Resolution pages are rendered at for OCR.
-    #[serde(default = "dpi")]
+    /// Resolution of OCR. Unset (the default): a scanned page (one upright image covering the
+    /// page, nothing else visible) is read from its own image at the image's resolution, and
+    /// other pages are rendered at 300 dpi. Set: every page OCR reads is rendered at this dpi,
+    /// scans included.
+    #[serde(default)]
     #[schemars(range(min = 72, max = 600))]
-    pub dpi: u32,
+    pub dpi: Option<u32>,
     /// A text layer with fewer characters than this (whitespace aside) counts as missing.
     #[serde(default = "min_chars")]
     pub min_text_chars: usize,
-    /// Binarise rendered pages (Otsu's threshold) before OCR; better on noisy scans.
-    #[serde(default = "yes")]
-    pub binarize: bool,
+    /// Binarise page images with Otsu's threshold before OCR (`true`), or leave thresholding
+    /// to Tesseract (`false`). Unset (the default): only where it was measured to help:
+    /// renderings are binarised; a scan's own image is read as it is, and read again
+    /// binarised when the page reads as Chinese, or enlarged to 300 dpi and binarised when
+    /// Tesseract finds next to nothing in a scan under 300 dpi.
+    #[serde(default)]
+    pub binarize: Option<bool>,
     /// Where Tesseract's traineddata is, if not its default location.
     #[serde(default)]
     pub tessdata: Option<String>,
@@ -149,6 +160,30 @@ const UNDETERMINED: zest_kernels::langid::Language = zest_kernels::langid::Langu
     confidence: 0.0,
 };
 
+/// What OCR read a page from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OcrImage {
+    /// The page's own image (a scan), or a rendering.
+    native: bool,
+    /// The page's own image, enlarged to `dpi`.
+    upscaled: bool,
+    /// The resolution Tesseract read it at.
+    dpi: u32,
+    /// Whether it was binarised first.
+    binarized: bool,
+}
+
+impl OcrImage {
+    /// The `ocr_image` column: `native`, `upscaled` (native, enlarged) or `rendered`.
+    fn kind(&self) -> &'static str {
+        match (self.native, self.upscaled) {
+            (true, false) => "native",
+            (true, true) => "upscaled",
+            (false, _) => "rendered",
+        }
+    }
+}
+
 /// A page read.
 struct PageOut {
     lines: Vec<Line>,
@@ -156,6 +191,8 @@ struct PageOut {
     method: &'static str,
     confidence: Option<f32>,
     note: Option<String>,
+    /// What OCR read, for OCR'd pages.
+    image: Option<OcrImage>,
     language: zest_kernels::langid::Language,
 }
 
@@ -239,7 +276,7 @@ fn read_documents(
     jobs: mpsc::SyncSender<Job>,
     events: mpsc::Sender<Event>,
 ) -> Result<()> {
-    let max_pixels = 200_000_000usize;
+    let max_pixels = MAX_PIXELS;
     loop {
         let doc = next.fetch_add(1, Ordering::Relaxed);
         let Some(src) = files.get(doc) else {
@@ -330,7 +367,7 @@ fn read_documents(
                     OcrMode::Auto => page_text::text_layer_problem(&text.chars, c.min_text_chars),
                 };
                 let job = match why {
-                    Some(why) => match d.render(page, c.dpi, max_pixels) {
+                    Some(why) => match page_image(&d, page, c.dpi, max_pixels) {
                         Ok(render) => Job::Ocr {
                             doc,
                             page,
@@ -362,6 +399,93 @@ fn read_documents(
     }
 }
 
+/// What OCR reads of page `index`: with `dpi` set, a rendering at that dpi; otherwise the
+/// page's own image at its own resolution when the page is a scan, else a rendering at
+/// [`RENDER_DPI`].
+fn page_image(
+    d: &super::pdfium::Document<'_, '_>,
+    index: usize,
+    dpi: Option<u32>,
+    max_pixels: usize,
+) -> Result<Render> {
+    if let Some(dpi) = dpi {
+        return d.render(index, dpi, max_pixels);
+    }
+    match d.native_image(index, max_pixels)? {
+        Ok(image) => Ok(image),
+        Err(_) => d.render(index, RENDER_DPI, max_pixels),
+    }
+}
+
+/// Characters other than whitespace.
+fn visible_chars(text: &str) -> usize {
+    text.chars().filter(|c| !c.is_whitespace()).count()
+}
+
+/// OCR of one page image. With `binarize` set, the image is binarised (or not) and read once.
+/// Unset, renderings are binarised and a scan's own image is first read as it is, leaving
+/// thresholding to Tesseract; then, where that was measured to fall short (see
+/// BENCHMARKS.md, "PDF text layer and OCR"):
+///
+/// - a page read as Chinese is read again binarised (on the noisy scans of the tests,
+///   character errors went from 2.5% to 2.1% at 200 dpi and from 2.9% to 1.7% at 300 dpi,
+///   while binarising English scans raised them, from 0.20% to 0.73–0.81% at 200 dpi);
+/// - a scan under 300 dpi in which Tesseract found under `min_text_chars` characters is read
+///   again enlarged to 300 dpi (bilinear) and binarised, as a rendering would be: on grainy
+///   200-dpi scans of small type Tesseract reads nothing at the scan's own resolution (as its
+///   CLI does on the same image) and nearly everything enlarged. The reading with more
+///   characters is kept.
+fn ocr_page(
+    c: &PdfConfig,
+    e: &mut tesseract::Engine,
+    img: Render,
+) -> Result<(tesseract::Ocr, OcrImage)> {
+    let auto = c.binarize.is_none() && img.native;
+    let binarized = c.binarize.unwrap_or(!img.native);
+    let mut pixels = img.pixels;
+    let original = auto.then(|| pixels.clone());
+    if binarized {
+        zest_kernels::binarize::binarize(&mut pixels);
+    }
+    let mut used = OcrImage {
+        native: img.native,
+        upscaled: false,
+        dpi: img.dpi,
+        binarized,
+    };
+    let o = e.recognize(&pixels, img.width, img.height, img.dpi)?;
+    let Some(mut original) = original else {
+        return Ok((o, used));
+    };
+    let chars = visible_chars(&o.text);
+    if chars < c.min_text_chars.max(1) && img.dpi < RENDER_DPI {
+        let scale = RENDER_DPI as f64 / img.dpi as f64;
+        let (w, h) = (
+            (img.width as f64 * scale).round() as usize,
+            (img.height as f64 * scale).round() as usize,
+        );
+        if w * h <= MAX_PIXELS {
+            let mut up = zest_kernels::resample::bilinear(&original, img.width, img.height, w, h);
+            zest_kernels::binarize::binarize(&mut up);
+            let again = e.recognize(&up, w, h, RENDER_DPI)?;
+            if visible_chars(&again.text) > chars {
+                used.upscaled = true;
+                used.dpi = RENDER_DPI;
+                used.binarized = true;
+                return Ok((again, used));
+            }
+        }
+        return Ok((o, used));
+    }
+    if zest_kernels::langid::detect(&o.text).code == "zh" {
+        zest_kernels::binarize::binarize(&mut original);
+        let again = e.recognize(&original, img.width, img.height, img.dpi)?;
+        used.binarized = true;
+        return Ok((again, used));
+    }
+    Ok((o, used))
+}
+
 /// A worker: turns pages into lines, by layout or by OCR.
 fn work(c: &PdfConfig, jobs: &std::sync::Mutex<mpsc::Receiver<Job>>, events: mpsc::Sender<Event>) {
     let mut engine: Option<Result<tesseract::Engine, String>> = None;
@@ -382,6 +506,7 @@ fn work(c: &PdfConfig, jobs: &std::sync::Mutex<mpsc::Receiver<Job>>, events: mps
                         method: "text",
                         confidence: None,
                         note: None,
+                        image: None,
                         language: UNDETERMINED,
                     }),
                 )
@@ -389,25 +514,22 @@ fn work(c: &PdfConfig, jobs: &std::sync::Mutex<mpsc::Receiver<Job>>, events: mps
             Job::Ocr {
                 doc,
                 page,
-                mut render,
+                render,
                 why,
             } => {
-                if c.binarize {
-                    zest_kernels::binarize::binarize(&mut render.pixels);
-                }
                 let e = engine.get_or_insert_with(|| {
                     tesseract::Engine::new(&c.ocr_languages, c.tessdata.as_deref())
                         .map_err(|e| format!("{e:#}"))
                 });
                 let out = match e {
-                    Ok(e) => e
-                        .recognize(&render.pixels, render.width, render.height, c.dpi)
-                        .map(|o| PageOut {
+                    Ok(e) => ocr_page(c, e, render)
+                        .map(|(o, image)| PageOut {
                             lines: page_text::ocr_lines(&o.text),
                             height: 0.0,
                             method: "ocr",
                             confidence: Some(o.confidence),
                             note: Some(why),
+                            image: Some(image),
                             language: UNDETERMINED,
                         })
                         .map_err(|e| format!("{e:#}")),
@@ -450,6 +572,9 @@ struct Rows {
     lang_score: Vec<f64>,
     chars: Vec<u32>,
     ocr_reason: Vec<Option<String>>,
+    ocr_image: Vec<Option<&'static str>>,
+    ocr_dpi: Vec<Option<u32>>,
+    ocr_binarized: Vec<Option<bool>>,
 }
 
 /// Rejected rows.
@@ -472,6 +597,9 @@ fn docs_schema() -> SchemaRef {
         Field::new("method", DataType::Utf8, false),
         Field::new("ocr_confidence", DataType::Float32, true),
         Field::new("ocr_reason", DataType::Utf8, true),
+        Field::new("ocr_image", DataType::Utf8, true),
+        Field::new("ocr_dpi", DataType::UInt32, true),
+        Field::new("ocr_binarized", DataType::Boolean, true),
         Field::new("language", DataType::Utf8, false),
         Field::new("language_score", DataType::Float64, false),
         Field::new("chars", DataType::UInt32, false),
@@ -488,8 +616,19 @@ fn rejected_schema() -> SchemaRef {
     ]))
 }
 
+/// How a row was read: the columns after `text`, for a page or a whole document.
+struct RowMeta {
+    method: &'static str,
+    confidence: Option<f32>,
+    why: Option<String>,
+    /// `native`, `upscaled`, `rendered` or (documents) `mixed`.
+    image: Option<&'static str>,
+    dpi: Option<u32>,
+    binarized: Option<bool>,
+    language: zest_kernels::langid::Language,
+}
+
 impl Rows {
-    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         id: String,
@@ -497,10 +636,7 @@ impl Rows {
         page: Option<u32>,
         pages: u32,
         text: String,
-        method: &str,
-        conf: Option<f32>,
-        why: Option<String>,
-        l: zest_kernels::langid::Language,
+        m: RowMeta,
     ) {
         self.doc_id.push(id);
         self.file.push(file.to_string());
@@ -508,11 +644,14 @@ impl Rows {
         self.pages.push(pages);
         self.chars.push(text.chars().count() as u32);
         self.text.push(text);
-        self.method.push(method.to_string());
-        self.conf.push(conf);
-        self.ocr_reason.push(why);
-        self.lang.push(l.code.to_string());
-        self.lang_score.push(l.confidence);
+        self.method.push(m.method.to_string());
+        self.conf.push(m.confidence);
+        self.ocr_reason.push(m.why);
+        self.ocr_image.push(m.image);
+        self.ocr_dpi.push(m.dpi);
+        self.ocr_binarized.push(m.binarized);
+        self.lang.push(m.language.code.to_string());
+        self.lang_score.push(m.language.confidence);
     }
 
     fn batch(&mut self, source: &str) -> Result<RecordBatch> {
@@ -528,6 +667,9 @@ impl Rows {
             Arc::new(StringArray::from(r.method)),
             Arc::new(Float32Array::from(r.conf)),
             Arc::new(StringArray::from(r.ocr_reason)),
+            Arc::new(StringArray::from(r.ocr_image)),
+            Arc::new(UInt32Array::from(r.ocr_dpi)),
+            Arc::new(BooleanArray::from(r.ocr_binarized)),
             Arc::new(StringArray::from(r.lang)),
             Arc::new(Float64Array::from(r.lang_score)),
             Arc::new(UInt32Array::from(r.chars)),
@@ -551,16 +693,16 @@ impl Rejects {
     }
 }
 
-/// What a document's row needs of each page read: index, method, OCR confidence, why it
-/// was OCR'd, language, characters.
-type PageMeta = (
-    usize,
-    &'static str,
-    Option<f32>,
-    Option<String>,
-    zest_kernels::langid::Language,
-    usize,
-);
+/// What a document's row needs of each page read.
+struct PageMeta {
+    index: usize,
+    method: &'static str,
+    confidence: Option<f32>,
+    why: Option<String>,
+    image: Option<OcrImage>,
+    language: zest_kernels::langid::Language,
+    chars: usize,
+}
 
 /// Turns a finished document into rows.
 fn emit(c: &PdfConfig, d: DocState, rows: &mut Rows, rejects: &mut Rejects) {
@@ -575,7 +717,15 @@ fn emit(c: &PdfConfig, d: DocState, rows: &mut Rows, rejects: &mut Rejects) {
                     lines: p.lines,
                     height: p.height,
                 });
-                meta.push((i, p.method, p.confidence, p.note, p.language, chars));
+                meta.push(PageMeta {
+                    index: i,
+                    method: p.method,
+                    confidence: p.confidence,
+                    why: p.note,
+                    image: p.image,
+                    language: p.language,
+                    chars,
+                });
             }
             Some(Err(e)) => {
                 rejects.doc_id.push(format!("{}-p{}", d.id, i + 1));
@@ -592,17 +742,22 @@ fn emit(c: &PdfConfig, d: DocState, rows: &mut Rows, rejects: &mut Rejects) {
     let texts: Vec<String> = pages.iter().map(|p| page_text::to_text(&p.lines)).collect();
     match c.granularity {
         Granularity::Page => {
-            for (t, (i, method, conf, why, lang, _)) in texts.into_iter().zip(meta) {
+            for (t, m) in texts.into_iter().zip(meta) {
                 rows.push(
-                    format!("{}-p{}", d.id, i + 1),
+                    format!("{}-p{}", d.id, m.index + 1),
                     &d.file,
-                    Some(i as u32 + 1),
+                    Some(m.index as u32 + 1),
                     n,
                     t,
-                    method,
-                    conf,
-                    why,
-                    lang,
+                    RowMeta {
+                        method: m.method,
+                        confidence: m.confidence,
+                        why: m.why,
+                        image: m.image.map(|i| i.kind()),
+                        dpi: m.image.map(|i| i.dpi),
+                        binarized: m.image.map(|i| i.binarized),
+                        language: m.language,
+                    },
                 );
             }
         }
@@ -610,19 +765,31 @@ fn emit(c: &PdfConfig, d: DocState, rows: &mut Rows, rejects: &mut Rejects) {
             if meta.is_empty() {
                 return;
             }
-            let ocr: Vec<f32> = meta.iter().filter_map(|m| m.2).collect();
+            let ocr: Vec<f32> = meta.iter().filter_map(|m| m.confidence).collect();
             let method = match (ocr.len(), meta.len()) {
                 (0, _) => "text",
                 (o, m) if o == m => "ocr",
                 _ => "mixed",
             };
             let conf = (!ocr.is_empty()).then(|| ocr.iter().sum::<f32>() / ocr.len() as f32);
-            let why = meta.iter().find_map(|m| m.3.clone());
+            let why = meta.iter().find_map(|m| m.why.clone());
+            // What OCR read: the kind every OCR'd page agrees on, else mixed; the lowest
+            // resolution of the OCR'd pages; whether any was binarised.
+            let images: Vec<OcrImage> = meta.iter().filter_map(|m| m.image).collect();
+            let image = images.first().map(|first| {
+                if images.iter().all(|i| i.kind() == first.kind()) {
+                    first.kind()
+                } else {
+                    "mixed"
+                }
+            });
+            let dpi = images.iter().map(|i| i.dpi).min();
+            let binarized = (!images.is_empty()).then(|| images.iter().any(|i| i.binarized));
             // The document's language is that of its longest page.
-            let lang = meta
+            let language = meta
                 .iter()
-                .max_by_key(|m| m.5)
-                .map_or(UNDETERMINED, |m| m.4);
+                .max_by_key(|m| m.chars)
+                .map_or(UNDETERMINED, |m| m.language);
             let text: Vec<String> = texts.into_iter().filter(|t| !t.is_empty()).collect();
             rows.push(
                 d.id,
@@ -630,10 +797,15 @@ fn emit(c: &PdfConfig, d: DocState, rows: &mut Rows, rejects: &mut Rejects) {
                 None,
                 n,
                 text.join("\n\n"),
-                method,
-                conf,
-                why,
-                lang,
+                RowMeta {
+                    method,
+                    confidence: conf,
+                    why,
+                    image,
+                    dpi,
+                    binarized,
+                    language,
+                },
             );
         }
     }
@@ -642,7 +814,8 @@ fn emit(c: &PdfConfig, d: DocState, rows: &mut Rows, rejects: &mut Rejects) {
 impl Operator for IngestPdf {
     type Config = PdfConfig;
     const NAME: &'static str = "ingest.pdf";
-    const VERSION: &'static str = "1";
+    // 2: scans OCR'd from their own image at its resolution; binarisation where it helps.
+    const VERSION: &'static str = "2";
     const DESCRIPTION: &'static str =
         "Reads PDFs (text layer, or Tesseract OCR for scanned pages) into a dataset of pages or documents";
 
@@ -653,7 +826,7 @@ impl Operator for IngestPdf {
                 PortSpec::new(
                     "docs",
                     PortType::Dataset,
-                    "a row per page (or document): doc_id, source, file, page, pages, text, method, ocr_confidence, ocr_reason, language, language_score, chars",
+                    "a row per page (or document): doc_id, source, file, page, pages, text, method, ocr_confidence, ocr_reason, ocr_image (native: a scan's own image; upscaled: it enlarged; rendered), ocr_dpi, ocr_binarized, language, language_score, chars",
                 )
                 .with_columns(&[
                     "doc_id",
@@ -665,6 +838,9 @@ impl Operator for IngestPdf {
                     "method",
                     "ocr_confidence",
                     "ocr_reason",
+                    "ocr_image",
+                    "ocr_dpi",
+                    "ocr_binarized",
                     "language",
                     "language_score",
                     "chars",
