@@ -851,6 +851,7 @@ impl Operator for IngestPdf {
                     "files (and pages) that could not be read: doc_id, source, file, page, reasons",
                 )
                 .with_columns(&["doc_id", "source", "file", "page", "reasons"]),
+                docs::report_port(),
             ],
             other_inputs: None,
         }
@@ -903,10 +904,7 @@ impl Operator for IngestPdf {
         let files = ctx.block_on(sources::expand(&c.paths))?;
         let docs_dir = ctx.output_dir("docs")?.to_path_buf();
         let rej_dir = ctx.output_dir("rejected")?.to_path_buf();
-        let threads = c
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-            .max(1);
+        let threads = c.threads.unwrap_or_else(|| ctx.threads()).max(1);
         // Load Tesseract now, before any thread starts, so that the environment it needs is
         // set before other threads run. With `ocr: always` a missing Tesseract fails the node
         // up front; with `auto`, text layers are still read and only the pages that need OCR
@@ -935,111 +933,129 @@ impl Operator for IngestPdf {
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
         let job_rx = std::sync::Mutex::new(job_rx);
         let next = AtomicUsize::new(0);
-        let (n_docs, n_rej) = std::thread::scope(|s| -> Result<(usize, usize)> {
-            let (ev_tx, ev_rx) = mpsc::channel::<Event>();
-            let readers: Vec<_> = instances
-                .iter()
-                .map(|&pdfium| {
-                    let (ev, jobs) = (ev_tx.clone(), job_tx.clone());
-                    let (files, rt, next) = (&files, &rt, &next);
-                    s.spawn(move || read_documents(c, files, rt, pdfium, next, jobs, ev))
-                })
-                .collect();
-            drop(job_tx);
-            for _ in 0..threads {
-                let ev = ev_tx.clone();
-                let rx = &job_rx;
-                s.spawn(move || work(c, rx, ev));
-            }
-            drop(ev_tx);
-            let mut open: BTreeMap<usize, DocState> = BTreeMap::new();
-            let mut finished: BTreeMap<usize, Option<DocState>> = BTreeMap::new();
-            let mut next = 0usize;
-            let (mut rows, mut rejects) = (Rows::default(), Rejects::default());
-            let (mut n_rows, mut n_rej, mut n_pages) = (0usize, 0usize, 0usize);
-            for ev in ev_rx {
-                match ev {
-                    Event::Doc {
-                        doc,
-                        file,
-                        id,
-                        pages,
-                    } => {
-                        open.insert(
+        let (n_docs, n_rej, report) =
+            std::thread::scope(|s| -> Result<(usize, usize, docs::FilterReport)> {
+                let (ev_tx, ev_rx) = mpsc::channel::<Event>();
+                let readers: Vec<_> = instances
+                    .iter()
+                    .map(|&pdfium| {
+                        let (ev, jobs) = (ev_tx.clone(), job_tx.clone());
+                        let (files, rt, next) = (&files, &rt, &next);
+                        s.spawn(move || read_documents(c, files, rt, pdfium, next, jobs, ev))
+                    })
+                    .collect();
+                drop(job_tx);
+                for _ in 0..threads {
+                    let ev = ev_tx.clone();
+                    let rx = &job_rx;
+                    s.spawn(move || work(c, rx, ev));
+                }
+                drop(ev_tx);
+                let mut open: BTreeMap<usize, DocState> = BTreeMap::new();
+                let mut finished: BTreeMap<usize, Option<DocState>> = BTreeMap::new();
+                let mut next = 0usize;
+                let (mut rows, mut rejects) = (Rows::default(), Rejects::default());
+                let (mut n_rows, mut n_rej, mut n_pages) = (0usize, 0usize, 0usize);
+                let mut report = docs::FilterReport::new(IngestPdf::NAME, Some("source".into()));
+                let tally = |report: &mut docs::FilterReport, rows: &Rows, rejects: &Rejects| {
+                    for id in &rows.doc_id {
+                        report.add(Some(&c.source), id, "", &[]);
+                    }
+                    for ((id, file), reasons) in rejects
+                        .doc_id
+                        .iter()
+                        .zip(&rejects.file)
+                        .zip(&rejects.reasons)
+                    {
+                        report.add(Some(&c.source), id, file, reasons);
+                    }
+                };
+                for ev in ev_rx {
+                    match ev {
+                        Event::Doc {
                             doc,
-                            DocState {
-                                file,
-                                id,
-                                pages: (0..pages).map(|_| None).collect(),
-                                done: 0,
-                            },
-                        );
-                    }
-                    Event::Rejected {
-                        doc,
-                        file,
-                        id,
-                        reason,
-                    } => {
-                        eprintln!("ingest.pdf: rejected {file}: {reason}");
-                        rejects.doc_id.push(id);
-                        rejects.file.push(file);
-                        rejects.page.push(None);
-                        rejects.reasons.push(vec![reason]);
-                        finished.insert(doc, None);
-                    }
-                    Event::Page { doc, page, out } => {
-                        n_pages += 1;
-                        let d = open.get_mut(&doc).expect("pages follow their document");
-                        d.pages[page] = Some(out);
-                        d.done += 1;
-                        if d.done == d.pages.len() {
-                            let d = open.remove(&doc).expect("open");
-                            eprintln!(
-                                "ingest.pdf: {} ({} pages, {} pages read in all)",
-                                d.file,
-                                d.pages.len(),
-                                n_pages
+                            file,
+                            id,
+                            pages,
+                        } => {
+                            open.insert(
+                                doc,
+                                DocState {
+                                    file,
+                                    id,
+                                    pages: (0..pages).map(|_| None).collect(),
+                                    done: 0,
+                                },
                             );
-                            finished.insert(doc, Some(d));
+                        }
+                        Event::Rejected {
+                            doc,
+                            file,
+                            id,
+                            reason,
+                        } => {
+                            eprintln!("ingest.pdf: rejected {file}: {reason}");
+                            rejects.doc_id.push(id);
+                            rejects.file.push(file);
+                            rejects.page.push(None);
+                            rejects.reasons.push(vec![reason]);
+                            finished.insert(doc, None);
+                        }
+                        Event::Page { doc, page, out } => {
+                            n_pages += 1;
+                            let d = open.get_mut(&doc).expect("pages follow their document");
+                            d.pages[page] = Some(out);
+                            d.done += 1;
+                            if d.done == d.pages.len() {
+                                let d = open.remove(&doc).expect("open");
+                                eprintln!(
+                                    "ingest.pdf: {} ({} pages, {} pages read in all)",
+                                    d.file,
+                                    d.pages.len(),
+                                    n_pages
+                                );
+                                finished.insert(doc, Some(d));
+                            }
                         }
                     }
-                }
-                // Emit finished documents in file order.
-                while let Some(d) = finished.remove(&next) {
-                    if let Some(d) = d {
-                        emit(c, d, &mut rows, &mut rejects);
+                    // Emit finished documents in file order.
+                    while let Some(d) = finished.remove(&next) {
+                        if let Some(d) = d {
+                            emit(c, d, &mut rows, &mut rejects);
+                        }
+                        next += 1;
                     }
-                    next += 1;
+                    if rows.doc_id.len() >= 256 {
+                        tally(&mut report, &rows, &Rejects::default());
+                        n_rows += rows.doc_id.len();
+                        docs_w.write(&rows.batch(&c.source)?)?;
+                    }
+                    if rejects.doc_id.len() >= 256 {
+                        tally(&mut report, &Rows::default(), &rejects);
+                        n_rej += rejects.doc_id.len();
+                        rej_w.write(&rejects.batch(&c.source)?)?;
+                    }
                 }
-                if rows.doc_id.len() >= 256 {
-                    n_rows += rows.doc_id.len();
-                    docs_w.write(&rows.batch(&c.source)?)?;
+                for r in readers {
+                    r.join()
+                        .map_err(|_| anyhow::anyhow!("a PDF reader thread panicked"))??;
                 }
-                if rejects.doc_id.len() >= 256 {
-                    n_rej += rejects.doc_id.len();
-                    rej_w.write(&rejects.batch(&c.source)?)?;
+                // Documents whose pages all failed to load still close here.
+                for (_, d) in std::mem::take(&mut open) {
+                    emit(c, d, &mut rows, &mut rejects);
                 }
-            }
-            for r in readers {
-                r.join()
-                    .map_err(|_| anyhow::anyhow!("a PDF reader thread panicked"))??;
-            }
-            // Documents whose pages all failed to load still close here.
-            for (_, d) in std::mem::take(&mut open) {
-                emit(c, d, &mut rows, &mut rejects);
-            }
-            n_rows += rows.doc_id.len();
-            n_rej += rejects.doc_id.len();
-            docs_w.write(&rows.batch(&c.source)?)?;
-            rej_w.write(&rejects.batch(&c.source)?)?;
-            Ok((n_rows, n_rej))
-        })?;
+                tally(&mut report, &rows, &rejects);
+                n_rows += rows.doc_id.len();
+                n_rej += rejects.doc_id.len();
+                docs_w.write(&rows.batch(&c.source)?)?;
+                rej_w.write(&rejects.batch(&c.source)?)?;
+                Ok((n_rows, n_rej, report))
+            })?;
         docs_w.close()?;
         rej_w.close()?;
         eprintln!("ingest.pdf: {n_docs} rows, {n_rej} rejected");
         ctx.set_output_meta("docs", dataset::meta(&docs_schema(), n_docs));
         ctx.set_output_meta("rejected", dataset::meta(&rejected_schema(), n_rej));
-        Ok(())
+        docs::write_report(ctx, &report)
     }
 }
