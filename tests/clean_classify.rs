@@ -4,7 +4,7 @@
 //! and rejected. Bad configs fail with errors that name the field or column.
 
 mod common;
-use common::{node, repo, text, Project};
+use common::{node, repo, text, Lcg, Project};
 
 /// General-domain sentences: templates whose slots are filled from topic vocabularies.
 const TEMPLATES: &[&str] = &[
@@ -93,18 +93,6 @@ const SHORT_GENERAL: &[&str] = &[
     "The orchestra rehearsed the symphony for the gala night.",
     "Our neighbours painted their fence a bright shade of blue.",
 ];
-
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) as usize
-    }
-}
 
 fn general(rng: &mut Lcg) -> String {
     let n = 2 + rng.next() % 4;

@@ -6,30 +6,8 @@
 //! filter report must list every rule that dropped something, with counts that add up.
 
 mod common;
-use common::{artifact_file, node, output_rows, repo, text, Project};
+use common::{artifact_file, node, output_rows, repo, text, Lcg, Project};
 use std::collections::BTreeMap;
-
-/// A small seeded generator (PCG-style LCG), so the junk set is the same on every run.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) as usize
-    }
-    fn below(&mut self, n: usize) -> usize {
-        self.next() % n
-    }
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-    fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len())]
-    }
-}
 
 /// The abstracts: each one's sections (`contexts`), one paragraph a line.
 pub fn abstracts() -> Vec<(String, String)> {

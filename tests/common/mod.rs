@@ -219,6 +219,33 @@ pub fn output_rows(
     )
 }
 
+/// A small seeded generator (an LCG with Knuth's MMIX constants), so that test data built
+/// from it is the same on every run.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next value (31 bits).
+    pub fn next(&mut self) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as usize
+    }
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        self.next() % n
+    }
+    /// A value in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+    /// An element of `v`.
+    pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
+        &v[self.below(v.len())]
+    }
+}
+
 /// The bytes of file `rel` of artifact `digest` in the project's local store: inline in its
 /// manifest (small outputs) or in the payload directory.
 pub fn artifact_file(p: &Project, digest: &str, rel: &str) -> Vec<u8> {

@@ -61,12 +61,6 @@ impl From<KindName> for Kind {
     }
 }
 
-fn text() -> String {
-    "text".into()
-}
-fn doc_id() -> String {
-    "doc_id".into()
-}
 fn language_column() -> String {
     "language".into()
 }
@@ -88,11 +82,11 @@ fn seed() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct TextbookConfig {
     /// The column holding the text.
-    #[serde(default = "text")]
+    #[serde(default = "docs::text_column")]
     pub text_column: String,
     /// The column identifying a document; when the input lacks it, ids are derived from the
     /// text.
-    #[serde(default = "doc_id")]
+    #[serde(default = "docs::id_column")]
     pub id_column: String,
     /// Kinds of sample to generate.
     #[serde(default = "all_kinds")]

@@ -175,11 +175,7 @@ impl ClassifyConfig {
 pub struct Classify;
 
 fn report_columns(c: &ClassifyConfig) -> docs::ReportColumns {
-    docs::ReportColumns {
-        id: c.id_column.clone(),
-        text: c.text_column.clone(),
-        source: c.source_column.clone(),
-    }
+    docs::ReportColumns::new(&c.id_column, &c.text_column, &c.source_column)
 }
 
 fn docs_outputs(added: &'static str) -> Vec<PortSpec> {

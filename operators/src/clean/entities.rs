@@ -330,15 +330,15 @@ impl Operator for Entities {
                 docs::require_columns(&schema, "docs", &[("language_column", l)])?;
             }
             let mut w =
-                SplitWriter::new(&schema, entity_fields(), &docs_dir, rejected_dir.as_deref())?
-                    .with_report(
-                        Self::NAME,
-                        ReportColumns {
-                            id: c.id_column.clone(),
-                            text: c.text_column.clone(),
-                            source: c.source_column.clone(),
-                        },
-                    );
+                SplitWriter::new(&schema, entity_fields(), &docs_dir, rejected_dir.as_deref())?;
+            // Rows are dropped (and reported) only with `min_density`, the only case with a
+            // `report` output.
+            if rejected_dir.is_some() {
+                w = w.with_report(
+                    Self::NAME,
+                    ReportColumns::new(&c.id_column, &c.text_column, &c.source_column),
+                );
+            }
             let started = Instant::now();
             let (mut n_docs, mut n_entities) = (0usize, 0usize);
             while let Some(batch) = stream.next().await {

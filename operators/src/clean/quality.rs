@@ -304,11 +304,7 @@ impl Operator for Quality {
             let mut w = SplitWriter::new(&out_schema, added, &docs_dir, Some(&rej_dir))?
                 .with_report(
                     Self::NAME,
-                    ReportColumns {
-                        id: c.id_column.clone(),
-                        text: c.text_column.clone(),
-                        source: c.source_column.clone(),
-                    },
+                    ReportColumns::new(&c.id_column, &c.text_column, &c.source_column),
                 );
             let mut seen = 0usize;
             let started = std::time::Instant::now();

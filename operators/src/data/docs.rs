@@ -181,6 +181,17 @@ pub struct ReportColumns {
     pub source: String,
 }
 
+impl ReportColumns {
+    /// The columns named `id`, `text` and `source`.
+    pub fn new(id: &str, text: &str, source: &str) -> Self {
+        ReportColumns {
+            id: id.to_string(),
+            text: text.to_string(),
+            source: source.to_string(),
+        }
+    }
+}
+
 /// The name of the output port every operator that drops rows writes its [`FilterReport`] to.
 pub const REPORT_PORT: &str = "report";
 
