@@ -43,7 +43,7 @@ pub use presets::Preset;
 
 /// Which filters run, with their thresholds. The default is [`Preset::Web`]: datatrove's
 /// filters with datatrove's defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Filters {
     /// The Gopher quality filter.
@@ -56,18 +56,6 @@ pub struct Filters {
     pub fineweb: fineweb::FineWeb,
     /// The encoding filter (mojibake).
     pub encoding: encoding::Encoding,
-}
-
-impl Default for Filters {
-    fn default() -> Self {
-        Filters {
-            gopher_quality: Default::default(),
-            gopher_repetition: Default::default(),
-            c4: Default::default(),
-            fineweb: Default::default(),
-            encoding: Default::default(),
-        }
-    }
 }
 
 impl Filters {
