@@ -4,7 +4,7 @@
 //! and rejected. Bad configs fail with errors that name the field or column.
 
 mod common;
-use common::{node, repo, text, Lcg, Project};
+use common::{node, text, Lcg, Project};
 
 /// General-domain sentences: templates whose slots are filled from topic vocabularies.
 const TEMPLATES: &[&str] = &[
@@ -107,20 +107,9 @@ fn general(rng: &mut Lcg) -> String {
 }
 
 fn abstracts() -> Vec<String> {
-    let path = repo().join("../shared/corpus/pubmedqa_pqal.jsonl");
-    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    body.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["contexts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c.as_str().unwrap())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+    common::pubmed_abstracts(" ")
+        .into_iter()
+        .map(|(_, t)| t)
         .collect()
 }
 

@@ -6,28 +6,8 @@
 //! filter report must list every rule that dropped something, with counts that add up.
 
 mod common;
-use common::{artifact_file, node, output_rows, repo, text, Lcg, Project};
+use common::{artifact_file, node, output_rows, text, Lcg, Project};
 use std::collections::BTreeMap;
-
-/// The abstracts: each one's sections (`contexts`), one paragraph a line.
-pub fn abstracts() -> Vec<(String, String)> {
-    let path = repo().join("../shared/corpus/pubmedqa_pqal.jsonl");
-    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    body.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let text = v["contexts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c.as_str().unwrap())
-                .collect::<Vec<_>>()
-                .join("\n");
-            (v["pmid"].as_str().unwrap().to_string(), text)
-        })
-        .collect()
-}
 
 /// The sentences of `texts` (split at ". "), for junk made of real prose.
 fn sentences(texts: &[(String, String)]) -> Vec<String> {
@@ -478,7 +458,7 @@ fn check_report(report: &serde_json::Value, rejected: &[serde_json::Value], tota
 
 #[test]
 fn literature_keeps_real_abstracts_and_drops_junk_and_the_report_adds_up() {
-    let abs = abstracts();
+    let abs = common::pubmed_abstracts("\n");
     assert_eq!(abs.len(), 1000, "the corpus has 1,000 abstracts");
     let prose = sentences(&abs);
     let junk = junk(20261201, 60, &prose);

@@ -4,7 +4,7 @@
 //! read from `getrusage(RUSAGE_CHILDREN)`.
 
 mod common;
-use common::{repo, text, Project};
+use common::{text, Project};
 use std::time::Instant;
 
 /// CPU seconds (user + system) of this process's waited-for descendants.
@@ -16,22 +16,11 @@ fn children_cpu() -> f64 {
 }
 
 fn corpus(copies: usize) -> String {
-    let path = repo().join("../shared/corpus/pubmedqa_pqal.jsonl");
-    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let abstracts = common::pubmed_abstracts("\n");
     let mut out = String::new();
     for c in 0..copies {
-        for l in body.lines().filter(|l| !l.trim().is_empty()) {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let t: Vec<&str> = v["contexts"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_str().unwrap())
-                .collect();
-            let row = serde_json::json!({
-                "doc_id": format!("{}-{c}", v["pmid"].as_str().unwrap()),
-                "text": t.join("\n"),
-            });
+        for (pmid, text) in &abstracts {
+            let row = serde_json::json!({"doc_id": format!("{pmid}-{c}"), "text": text});
             out.push_str(&row.to_string());
             out.push('\n');
         }

@@ -219,6 +219,27 @@ pub fn output_rows(
     )
 }
 
+/// The real PubMedQA abstracts of `../shared/corpus/pubmedqa_pqal.jsonl`, as (pmid, text),
+/// each abstract's sections (`contexts`) joined with `sep`.
+pub fn pubmed_abstracts(sep: &str) -> Vec<(String, String)> {
+    let path = repo().join("../shared/corpus/pubmedqa_pqal.jsonl");
+    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let text = v["contexts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(sep);
+            (v["pmid"].as_str().unwrap().to_string(), text)
+        })
+        .collect()
+}
+
 /// A small seeded generator (an LCG with Knuth's MMIX constants), so that test data built
 /// from it is the same on every run.
 pub struct Lcg(pub u64);
