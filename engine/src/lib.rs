@@ -8,6 +8,7 @@
 //! every transition in a [`run`] record.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 pub mod compile;
 pub mod diag;
 pub mod digest;

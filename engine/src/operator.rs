@@ -222,6 +222,39 @@ impl InputArtifact {
 /// are committed without touching the local file system.
 pub const SMALL_OUTPUT_LIMIT: usize = 64 << 10;
 
+/// Which worker binary runs an operator's nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerKind {
+    /// `zest node worker`, the binary that schedules.
+    Zest,
+    /// `zest-torch node worker`, installed beside `zest`: the binary that links libtorch, for
+    /// operators that train or run models. `zest` itself never loads libtorch.
+    Torch,
+}
+
+impl WorkerKind {
+    /// The worker binary's file name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            WorkerKind::Zest => "zest",
+            WorkerKind::Torch => "zest-torch",
+        }
+    }
+
+    /// The binary of this kind that lives beside `zest_exe` (the running `zest`, symlinks
+    /// resolved).
+    pub fn exe_beside(self, zest_exe: &Path) -> PathBuf {
+        match self {
+            WorkerKind::Zest => zest_exe.to_path_buf(),
+            WorkerKind::Torch => {
+                let real = std::fs::canonicalize(zest_exe).unwrap_or_else(|_| zest_exe.into());
+                real.with_file_name(self.binary())
+            }
+        }
+    }
+}
+
 /// Threads for a node declaring `cpus` cores (every core when it declares none).
 pub fn threads_for(cpus: Option<f64>) -> usize {
     match cpus {
@@ -263,6 +296,8 @@ pub struct OpContext {
     pub(crate) tmp_made: std::sync::atomic::AtomicBool,
     /// The end of what the node has printed so far, by lines (see [`OpContext::output_tail`]).
     pub(crate) tail: Option<Arc<dyn Fn(usize) -> String + Send + Sync>>,
+    /// The checkpoints of this execution (see [`OpContext::checkpoints`]).
+    pub(crate) checkpoints: Option<Arc<crate::checkpoint::Checkpoints>>,
 }
 
 impl OpContext {
@@ -379,6 +414,27 @@ impl OpContext {
         self.output_meta.insert(port.to_string(), meta);
     }
 
+    /// The checkpoints of this node execution, in the store under its cache key: a long
+    /// node saves with [`Checkpoints::save`](crate::checkpoint::Checkpoints::save) as it goes
+    /// and starts from [`Checkpoints::latest`](crate::checkpoint::Checkpoints::latest), so
+    /// that a retry, a resume or a rerun continues where the last attempt stopped.
+    pub fn checkpoints(&self) -> anyhow::Result<&crate::checkpoint::Checkpoints> {
+        self.checkpoints
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("this node runs without a store for checkpoints"))
+    }
+
+    /// Leaves a one-line progress note (say `step 120/400 | loss 3.21 | ETA 4m`), which the
+    /// terminal's status line shows while the node runs (and line mode prints every 30 s).
+    /// Cheap enough to call every step; errors are ignored.
+    pub fn progress(&self, note: &str) {
+        let path = crate::progress::note_path(&self.log_path);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = crate::localfs::put_replace(&path, note.as_bytes());
+    }
+
     /// The node's temporary directory, created on first use.
     pub fn tmp_dir(&self) -> anyhow::Result<&Path> {
         std::fs::create_dir_all(&self.scratch)?;
@@ -447,6 +503,11 @@ pub trait Operator: Send + Sync + 'static {
     /// [`Operator::external_files`] is asked for them before every cache lookup).
     const READS_FILES: bool = false;
 
+    /// The binary whose workers run this operator's nodes. Operators that need libtorch say
+    /// [`WorkerKind::Torch`]; `zest` still validates and plans them from their config type
+    /// and ports, and hands their nodes to `zest-torch` workers.
+    const WORKER: WorkerKind = WorkerKind::Zest;
+
     /// The files outside the store that a node with this config reads, each with the
     /// identity of its content, sorted. Their identities are part of the node's cache key, so
     /// that a changed, added or removed file is a cache miss. Called by the scheduler (not in
@@ -475,6 +536,10 @@ pub trait DynOperator: Send + Sync {
     /// See [`Operator::READS_FILES`].
     fn reads_files(&self) -> bool {
         false
+    }
+    /// See [`Operator::WORKER`].
+    fn worker(&self) -> WorkerKind {
+        WorkerKind::Zest
     }
     /// See [`Operator::external_files`].
     fn external_files(
@@ -523,6 +588,9 @@ impl<T: Operator> DynOperator for Erased<T> {
     }
     fn reads_files(&self) -> bool {
         T::READS_FILES
+    }
+    fn worker(&self) -> WorkerKind {
+        T::WORKER
     }
     fn external_files(
         &self,

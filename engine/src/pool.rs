@@ -8,6 +8,7 @@
 //! of idling for a round trip through the scheduler. The scheduler does this only for jobs
 //! it has seen to be short (see `scheduler`), the way Dask keeps workers saturated.
 
+use crate::operator::WorkerKind;
 use crate::worker::{Task, TaskResult};
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, VecDeque};
@@ -47,6 +48,8 @@ pub struct Job {
     /// Its memory limit in bytes (0: none): the worker's process group is killed when its
     /// resident memory goes over it.
     pub memory: u64,
+    /// Which binary's workers run it.
+    pub worker: WorkerKind,
 }
 
 /// How often the memory of a worker running a job with a memory limit is looked at.
@@ -194,6 +197,7 @@ type ReportFn = Arc<dyn Fn(Report) + Send + Sync>;
 /// A live worker, as the pool sees it.
 struct Slot {
     id: usize,
+    kind: WorkerKind,
     env: BTreeMap<String, String>,
     jobs: mpsc::UnboundedSender<Job>,
     /// Jobs sent and not yet ended.
@@ -211,7 +215,8 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool that starts workers from `exe` (the zest binary) and reports through `report`.
+    /// A pool that starts workers from `exe` (the zest binary; other kinds of worker from the
+    /// binaries beside it, see [`WorkerKind::exe_beside`]) and reports through `report`.
     /// Setting `cancel` to true kills every worker and ends its jobs as cancelled.
     pub fn new(
         exe: PathBuf,
@@ -228,13 +233,14 @@ impl Pool {
         }
     }
 
-    /// Sends `job` to an idle worker started with `env`, starting one if there is none.
-    /// Returns the worker's id.
+    /// Sends `job` to an idle worker of its kind started with `env`, starting one if there
+    /// is none. Returns the worker's id.
     pub fn submit(&mut self, env: &BTreeMap<String, String>, mut job: Job) -> Result<usize> {
+        let kind = job.worker;
         while let Some(i) = self
             .slots
             .iter()
-            .position(|s| s.inflight == 0 && &s.env == env)
+            .position(|s| s.inflight == 0 && s.kind == kind && &s.env == env)
         {
             match self.slots[i].jobs.send(job) {
                 Ok(()) => {
@@ -248,7 +254,16 @@ impl Pool {
                 }
             }
         }
-        let proc = WorkerProc::spawn(&self.exe, env)?;
+        let exe = kind.exe_beside(&self.exe);
+        if kind != WorkerKind::Zest && !exe.exists() {
+            anyhow::bail!(
+                "this node runs in a {} worker, and {} is missing: build it beside zest \
+                 (`make build`)",
+                kind.binary(),
+                exe.display()
+            );
+        }
+        let proc = WorkerProc::spawn(&exe, env)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let id = self.next_id;
         self.next_id += 1;
@@ -259,6 +274,7 @@ impl Pool {
         tx.send(job).ok();
         self.slots.push(Slot {
             id,
+            kind,
             env: env.clone(),
             jobs: tx,
             inflight: 1,
@@ -270,7 +286,9 @@ impl Pool {
     /// (gone, idle, or `depth` jobs already waiting).
     pub fn enqueue(&mut self, id: usize, job: Job, depth: usize) -> bool {
         match self.slots.iter_mut().find(|s| s.id == id) {
-            Some(slot) if slot.inflight >= 1 && slot.inflight <= depth => {
+            Some(slot)
+                if slot.inflight >= 1 && slot.inflight <= depth && slot.kind == job.worker =>
+            {
                 if slot.jobs.send(job).is_err() {
                     return false;
                 }

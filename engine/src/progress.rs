@@ -2,6 +2,7 @@
 
 use crate::units::format_duration;
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -37,8 +38,26 @@ pub struct Progress {
     cached: AtomicUsize,
     failed: AtomicUsize,
     skipped: AtomicUsize,
-    running: Mutex<Vec<String>>,
+    /// Running nodes with the file their progress notes go to.
+    running: Mutex<Vec<(String, PathBuf)>>,
     drawn: AtomicBool,
+    /// In line mode: when progress notes were last printed, and the last note of each node.
+    noted: Mutex<(Instant, std::collections::HashMap<String, String>)>,
+}
+
+/// How often line mode prints the progress notes of running nodes.
+const NOTE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The file a node's progress note goes to, beside its log (see
+/// [`OpContext::progress`](crate::operator::OpContext::progress)).
+pub fn note_path(log: &Path) -> PathBuf {
+    log.with_extension("progress")
+}
+
+fn read_note(log: &Path) -> Option<String> {
+    let s = std::fs::read_to_string(note_path(log)).ok()?;
+    let s = s.lines().next()?.trim().to_string();
+    (!s.is_empty()).then_some(s)
 }
 
 impl Progress {
@@ -54,6 +73,7 @@ impl Progress {
             skipped: AtomicUsize::new(0),
             running: Mutex::new(vec![]),
             drawn: AtomicBool::new(false),
+            noted: Mutex::new((Instant::now(), Default::default())),
         })
     }
 
@@ -65,9 +85,15 @@ impl Progress {
         let _ = writeln!(err, "[{:>7}] {text}", format_duration(self.start.elapsed()));
     }
 
-    /// A node started (or retried).
-    pub fn started(&self, node: &str, op: &str, attempt: u32) {
-        self.running.lock().expect("lock").push(node.to_string());
+    /// A node started (or retried); `log` is its log file, beside which it may leave
+    /// progress notes.
+    pub fn started(&self, node: &str, op: &str, attempt: u32, log: &Path) {
+        // A note left by an earlier, killed session is stale.
+        let _ = std::fs::remove_file(note_path(log));
+        self.running
+            .lock()
+            .expect("lock")
+            .push((node.to_string(), log.to_path_buf()));
         if self.mode == Mode::Lines {
             let retry = if attempt > 1 {
                 format!(" (attempt {attempt})")
@@ -80,8 +106,9 @@ impl Progress {
 
     fn stop(&self, node: &str) {
         let mut r = self.running.lock().expect("lock");
-        if let Some(i) = r.iter().position(|n| n == node) {
-            r.swap_remove(i);
+        if let Some(i) = r.iter().position(|(n, _)| n == node) {
+            let (_, log) = r.swap_remove(i);
+            let _ = std::fs::remove_file(note_path(&log));
         }
     }
 
@@ -143,8 +170,32 @@ impl Progress {
         }
     }
 
-    /// Redraws the live status line.
+    /// In line mode, prints the progress notes of running nodes that changed, at most every
+    /// [`NOTE_EVERY`].
+    fn print_notes(&self) {
+        let mut noted = self.noted.lock().expect("lock");
+        if noted.0.elapsed() < NOTE_EVERY {
+            return;
+        }
+        noted.0 = Instant::now();
+        let running = self.running.lock().expect("lock").clone();
+        noted.1.retain(|n, _| running.iter().any(|(r, _)| r == n));
+        for (node, log) in running {
+            if let Some(note) = read_note(&log) {
+                if noted.1.get(&node) != Some(&note) {
+                    self.line(&format!("        {node}: {note}"));
+                    noted.1.insert(node, note);
+                }
+            }
+        }
+    }
+
+    /// Redraws the live status line (with the progress note of a running node, when one
+    /// left one); in line mode, prints progress notes now and then.
     pub fn draw(&self) {
+        if self.mode == Mode::Lines {
+            self.print_notes();
+        }
         if self.mode != Mode::Live {
             return;
         }
@@ -152,7 +203,10 @@ impl Progress {
         let mut names = running
             .iter()
             .take(3)
-            .cloned()
+            .map(|(n, log)| match read_note(log) {
+                Some(note) => format!("{n} ({note})"),
+                None => n.clone(),
+            })
             .collect::<Vec<_>>()
             .join(", ");
         if running.len() > 3 {

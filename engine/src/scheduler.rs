@@ -849,7 +849,12 @@ impl<'a> Runner<'a> {
             cache_key: self.keys[ix.index()].clone(),
             span_id,
         })?;
-        self.progress.started(&node.id, node.op.name(), attempt);
+        self.progress.started(
+            &node.id,
+            node.op.name(),
+            attempt,
+            &self.run_dir.log(&node.id),
+        );
         Ok(())
     }
 
@@ -863,6 +868,7 @@ impl<'a> Runner<'a> {
             task,
             timeout: self.plan.graph[ix].timeout,
             memory: self.plan.graph[ix].resources.memory,
+            worker: self.plan.graph[ix].op.worker(),
         };
         match self.pool.submit(&env, job) {
             Ok(w) => {
@@ -891,6 +897,7 @@ impl<'a> Runner<'a> {
             task,
             timeout: self.plan.graph[ix].timeout,
             memory: self.plan.graph[ix].resources.memory,
+            worker: self.plan.graph[ix].op.worker(),
         };
         if self.pool.enqueue(w, job, QUEUE_DEPTH) {
             self.st[ix.index()] = St::Queued;

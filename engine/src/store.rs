@@ -8,6 +8,7 @@
 //!                              (small artifacts carry their payload inline here)
 //! cache/<cache-key>.json            outputs of a node execution, keyed by its cache key
 //! runs/<run-id>.json                run records (remote stores; local runs live in the state dir)
+//! checkpoints/<cache-key>/…         checkpoints a node saves while it runs (see `checkpoint`)
 //! ```
 //!
 //! An artifact exists once its manifest exists. Readers never look at payload without a
@@ -183,6 +184,11 @@ impl ArtifactStore {
     /// The store's URL (absolute path for local stores).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The root directory of a local store.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.local_root.as_deref()
     }
 
     /// Whether the store is a local directory.
@@ -835,6 +841,124 @@ impl ArtifactStore {
             }
         }
         Ok(())
+    }
+
+    /// Copies a local file to object `rel`, replacing any previous one: for a local store a
+    /// staged copy renamed into place, for a remote one an upload (multipart above 16 MiB, so
+    /// large files never sit in memory whole).
+    pub async fn put_object_file(&self, rel: &str, src: &Path) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            let dst = root.join(rel);
+            if let Some(dir) = dst.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("store {}: creating {}", self.url, dir.display()))?;
+            }
+            let tmp = localfs::staging_name(&dst);
+            std::fs::copy(src, &tmp)
+                .with_context(|| format!("store {}: writing {rel}", self.url))?;
+            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).ok();
+            return std::fs::rename(&tmp, &dst)
+                .with_context(|| format!("store {}: writing {rel}", self.url));
+        }
+        self.put_file(src, rel).await
+    }
+
+    /// Copies object `rel` to the local file `dst` (replaced). `Ok(false)` if there is no
+    /// such object.
+    pub async fn get_file(&self, rel: &str, dst: &Path) -> Result<bool> {
+        if let Some(dir) = dst.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        if let Some(root) = &self.local_root {
+            return match std::fs::copy(root.join(rel), dst) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(anyhow!("store {}: reading {rel}: {e}", self.url)),
+            };
+        }
+        use futures::StreamExt;
+        use std::io::Write;
+        let r = match self.store.get(&self.key(rel)).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(self.describe_err(&format!("reading {rel}"), e)),
+        };
+        let mut out =
+            std::fs::File::create(dst).with_context(|| format!("writing {}", dst.display()))?;
+        let mut stream = r.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.describe_err(&format!("reading {rel}"), e))?;
+            out.write_all(&chunk)
+                .with_context(|| format!("writing {}", dst.display()))?;
+        }
+        Ok(true)
+    }
+
+    /// The objects under `prefix` (relative names, sorted).
+    pub async fn list_under(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = prefix.trim_end_matches('/');
+        if let Some(root) = &self.local_root {
+            let mut out = vec![];
+            let base = root.join(prefix);
+            let mut stack = vec![base.clone()];
+            while let Some(d) = stack.pop() {
+                let rd = match std::fs::read_dir(&d) {
+                    Ok(rd) => rd,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(anyhow!("store {}: listing {prefix}: {e}", self.url)),
+                };
+                for e in rd.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if let Ok(rel) = p.strip_prefix(root) {
+                        // Staged copies (`localfs::staging_name`) are not objects yet.
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        if !(name.starts_with('.') && name.ends_with(".tmp")) {
+                            out.push(rel.to_string_lossy().into_owned());
+                        }
+                    }
+                }
+            }
+            out.sort();
+            return Ok(out);
+        }
+        use futures::TryStreamExt;
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&self.key(prefix)))
+            .try_collect()
+            .await
+            .map_err(|e| self.describe_err(&format!("listing {prefix}"), e))?;
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let mut out: Vec<String> = metas
+            .iter()
+            .map(|m| {
+                let l = m.location.to_string();
+                l.strip_prefix(&strip).map(str::to_string).unwrap_or(l)
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Deletes object `rel`; a missing object is not an error.
+    pub async fn delete(&self, rel: &str) -> Result<()> {
+        if let Some(root) = &self.local_root {
+            return match std::fs::remove_file(root.join(rel)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(anyhow!("store {}: deleting {rel}: {e}", self.url)),
+            };
+        }
+        match self.store.delete(&self.key(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.describe_err(&format!("deleting {rel}"), e)),
+        }
     }
 
     /// Digests of all committed artifacts.

@@ -231,6 +231,12 @@ fn execute_inner(
         dirs_made: Default::default(),
         tmp_made: Default::default(),
         tail,
+        checkpoints: Some(Arc::new(crate::checkpoint::Checkpoints::new(
+            store.clone(),
+            rt.handle().clone(),
+            &task.cache_key,
+            scratch_path(task, "ckpt"),
+        ))),
     };
     // Secrets reach the operator here, and only here.
     let config = crate::secret::resolve(&task.config, &task.secrets)?;
@@ -244,6 +250,10 @@ fn execute_inner(
     }
     if ctx.tmp_made.load(std::sync::atomic::Ordering::Relaxed) {
         made.push(ctx.scratch.clone());
+    }
+    let restored = scratch_path(task, "ckpt");
+    if restored.exists() {
+        made.push(restored);
     }
     match result {
         Ok(Ok(())) => {}
@@ -321,6 +331,16 @@ fn execute_inner(
         None => rt
             .block_on(store.cache_put(&entry))
             .context("recording the cache entry")?,
+    }
+    // The outputs are safe; checkpoints are not needed any more (an error here loses
+    // nothing, so it is only reported).
+    if let Some(c) = &ctx.checkpoints {
+        if let Err(e) = c.finish() {
+            eprintln!(
+                "could not remove the node's checkpoints in {}: {e:#}",
+                c.location()
+            );
+        }
     }
     Ok((committed, created))
 }
