@@ -20,6 +20,7 @@ pub mod model_config;
 pub mod model_info;
 pub mod page_text;
 pub mod pii;
+pub mod plot;
 pub mod quality;
 pub mod relations;
 pub mod resample;

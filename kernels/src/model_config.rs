@@ -318,6 +318,41 @@ impl ModelConfig {
     }
 }
 
+/// Every parameter of the model `config` describes, with its shape, by Hugging Face name.
+pub fn parameter_shapes(config: &ModelConfig) -> Vec<(String, Vec<i64>)> {
+    let c = config;
+    let (h, hd, inter) = (c.hidden_size, c.head_dim, c.intermediate_size);
+    let q_out = c.num_attention_heads * hd;
+    let kv_out = c.num_key_value_heads * hd;
+    let mut out = vec![(
+        "model.embed_tokens.weight".to_string(),
+        vec![c.vocab_size, h],
+    )];
+    for i in 0..c.num_hidden_layers {
+        let p = format!("model.layers.{i}");
+        let mut proj = |name: &str, o: i64, inp: i64, bias: bool| {
+            out.push((format!("{p}.{name}.weight"), vec![o, inp]));
+            if bias {
+                out.push((format!("{p}.{name}.bias"), vec![o]));
+            }
+        };
+        proj("self_attn.q_proj", q_out, h, c.qkv_bias());
+        proj("self_attn.k_proj", kv_out, h, c.qkv_bias());
+        proj("self_attn.v_proj", kv_out, h, c.qkv_bias());
+        proj("self_attn.o_proj", h, q_out, c.o_bias());
+        proj("mlp.gate_proj", inter, h, c.mlp_bias);
+        proj("mlp.up_proj", inter, h, c.mlp_bias);
+        proj("mlp.down_proj", h, inter, c.mlp_bias);
+        out.push((format!("{p}.input_layernorm.weight"), vec![h]));
+        out.push((format!("{p}.post_attention_layernorm.weight"), vec![h]));
+    }
+    out.push(("model.norm.weight".to_string(), vec![h]));
+    if !c.tie_word_embeddings {
+        out.push(("lm_head.weight".to_string(), vec![c.vocab_size, h]));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,6 +104,24 @@ impl TextTokenizer {
         Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
     }
 
+    /// Token ids of `text` with each token's byte range in `text`.
+    pub fn encode_with_offsets(
+        &self,
+        text: &str,
+        add_special_tokens: bool,
+    ) -> Result<(Vec<i64>, Vec<ByteSpan>), TokenizerError> {
+        let enc = self.inner.encode(text, add_special_tokens).map_err(err)?;
+        Ok((
+            enc.get_ids().iter().map(|&i| i64::from(i)).collect(),
+            enc.get_offsets().to_vec(),
+        ))
+    }
+
+    /// Whether the tokenizer has a chat template.
+    pub fn has_chat_template(&self) -> bool {
+        self.chat_template.is_some()
+    }
+
     /// Text of `ids`.
     pub fn decode(&self, ids: &[i64], skip_special_tokens: bool) -> Result<String, TokenizerError> {
         let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
@@ -208,6 +226,9 @@ impl TextTokenizer {
         std::fs::write(dir.join("tokenizer_config.json"), text).map_err(err)
     }
 }
+
+/// A token's byte range in the text it came from: start, end.
+pub type ByteSpan = (usize, usize);
 
 /// Which special tokens play which role, and the chat template, for a trained tokenizer.
 #[derive(Debug, Clone, Default)]
