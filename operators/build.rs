@@ -41,6 +41,17 @@ fn hash(base: &Path, paths: &[PathBuf]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The code the libtorch operators run outside this crate: their implementations and the
+/// libtorch kernels.
+fn torch_code(root: &Path) -> Vec<PathBuf> {
+    vec![
+        root.join("operators/torch/src"),
+        root.join("operators/torch/Cargo.toml"),
+        root.join("kernels/torch/src"),
+        root.join("kernels/torch/Cargo.toml"),
+    ]
+}
+
 fn main() {
     let here = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let root = here.parent().expect("in the workspace").to_path_buf();
@@ -76,6 +87,10 @@ fn main() {
         let mut h = Sha256::new();
         h.update(common_hash.as_bytes());
         h.update(hash(&root, std::slice::from_ref(f)).as_bytes());
+        if name == "train" {
+            // The libtorch half of these operators lives in other crates.
+            h.update(hash(&root, &torch_code(&root)).as_bytes());
+        }
         let fp: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
         table.push_str(&format!("    ({name:?}, {:?}),\n", &fp[..32]));
     }
@@ -92,6 +107,9 @@ fn main() {
     )
     .expect("OUT_DIR is writable");
     for p in [&src, &here.join("data"), &root.join("kernels/src")] {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
+    for p in torch_code(&root) {
         println!("cargo:rerun-if-changed={}", p.display());
     }
     for p in ["Cargo.toml", "build.rs"] {

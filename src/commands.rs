@@ -727,10 +727,16 @@ fn ops_cmd(name: Option<&str>, json: bool, registry: &Registry) -> i32 {
     let schema = op.config_schema();
     let ports = op.ports(None).ok();
     if json {
-        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"name": op.name(), "version": op.version(), "description": op.description(), "ports": ports, "config_schema": schema})).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"name": op.name(), "version": op.version(), "description": op.description(), "worker": op.worker().binary(), "ports": ports, "config_schema": schema})).unwrap_or_default());
         return OK;
     }
     outln!("{} v{}\n  {}\n", op.name(), op.version(), op.description());
+    if op.worker() != zest_engine::operator::WorkerKind::Zest {
+        outln!(
+            "runs in: {} workers (installed beside zest)\n",
+            op.worker().binary()
+        );
+    }
     if let Some(p) = ports {
         outln!("inputs:");
         for i in &p.inputs {

@@ -9,6 +9,9 @@
 //!   `clean.relations` (typed relations between entities of a sentence, from cue patterns),
 //!   `clean.classify` (a fastText-style classifier: train, apply, and a medical-domain score).
 //! - [`augment`]: `augment.textbook` (cloze, QA and rewrite samples from annotated textbooks).
+//! - [`train`]: `model.load`, `model.init`, `train.tokenizer`, `train.cpt`, `train.sft`,
+//!   `train.preference`; the libtorch ones run in
+//!   `zest-torch` workers (`zest-operators-torch`).
 #![warn(missing_docs)]
 
 pub mod augment;
@@ -16,6 +19,7 @@ pub mod clean;
 pub mod core;
 pub mod data;
 pub mod ingest;
+pub mod train;
 
 use zest_engine::operator::Registry;
 
@@ -50,7 +54,13 @@ pub fn registry() -> Registry {
         .register::<clean::quality::Quality>()
         .register::<clean::entities::Entities>()
         .register::<clean::relations::Relations>()
-        .register::<augment::textbook::Textbook>();
+        .register::<augment::textbook::Textbook>()
+        .register::<train::load::LoadModel>()
+        .register::<train::init::Init>()
+        .register::<train::tokenizer::TrainTokenizer>()
+        .register::<train::cpt::Cpt>()
+        .register::<train::sft::Sft>()
+        .register::<train::preference::TrainPreference>();
     r
 }
 
