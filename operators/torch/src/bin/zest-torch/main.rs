@@ -1,6 +1,7 @@
-//! `zest-torch`: the half of the zest CLI that links libtorch (model generation now, training
-//! operators later). `zest` itself stays free of libtorch, which costs about half a second and
-//! hundreds of megabytes to load, and hands `zest model generate …` over to this binary.
+//! `zest-torch`: the half of the zest CLI that links libtorch. `zest` itself stays free of
+//! libtorch, which costs about half a second and hundreds of megabytes to load: it hands
+//! `zest model generate …` over to this binary, and the nodes of libtorch operators
+//! (`train.cpt`, `model.init`, …) to its node workers.
 
 mod args;
 mod generate;
@@ -25,6 +26,24 @@ enum Command {
         #[command(subcommand)]
         action: ModelAction,
     },
+    /// Node execution for libtorch operators (started by the scheduler).
+    #[command(hide = true)]
+    Node {
+        #[command(subcommand)]
+        action: NodeAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeAction {
+    /// Serve tasks on stdin/stdout (started by the local executor).
+    Worker,
+    /// Execute one task described by a JSON file (`-` for stdin) and print the result.
+    Exec {
+        /// The task file.
+        #[arg(long)]
+        task: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -39,6 +58,32 @@ fn main() {
         Command::Model {
             action: ModelAction::Generate(args),
         } => generate::run(&args),
+        Command::Node { action } => node(&action),
     };
     std::process::exit(code);
+}
+
+/// The same registry as `zest`'s, with the libtorch implementations installed.
+fn node(action: &NodeAction) -> i32 {
+    zest_operators_torch::install();
+    let registry = zest_operators::registry();
+    match action {
+        NodeAction::Worker => match zest_engine::worker::serve(&registry) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("zest-torch node worker: {e:#}");
+                1
+            }
+        },
+        NodeAction::Exec { task } => match zest_engine::worker::exec_one(&registry, task) {
+            Ok(r) => {
+                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                i32::from(r.error.is_some())
+            }
+            Err(e) => {
+                eprintln!("zest-torch node exec: {e:#}");
+                2
+            }
+        },
+    }
 }

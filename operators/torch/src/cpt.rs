@@ -1,0 +1,494 @@
+//! `train.cpt`: continued pre-training with an online data mixture, checkpointed into the
+//! store so that a retry, a resume or a rerun continues where it stopped, bit for bit.
+
+use crate::common::{
+    adamw, progress_line, resume, save_checkpoint, schedule, step_failure, Resumed,
+};
+use crate::init::kind_of;
+use crate::mixer::Mixer;
+use crate::model_dir;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+use zest_engine::operator::OpContext;
+use zest_kernels::rng::Rng;
+use zest_kernels::text_tokenizer::TextTokenizer;
+use zest_kernels_torch::loss::masked_cross_entropy;
+use zest_kernels_torch::mask::{positions_from_start, Attention};
+use zest_kernels_torch::optim::{clip_grad_norm, AdamW};
+use zest_kernels_torch::tch::{self, Tensor};
+use zest_kernels_torch::{checkpoint, device, Transformer};
+use zest_operators::data::docs::par_map;
+use zest_operators::train::cpt::CptConfig;
+use zest_operators::train::data::read_texts;
+
+/// One source, tokenized and cut into rows.
+struct Source {
+    name: String,
+    documents: usize,
+    /// Training rows, `seq_len` tokens each, one after another.
+    train: Vec<i64>,
+    /// Held-out rows, likewise.
+    holdout: Vec<i64>,
+}
+
+impl Source {
+    fn train_rows(&self, seq: usize) -> usize {
+        self.train.len() / seq
+    }
+}
+
+/// Where a source's reader is: the epoch (each reshuffles the rows) and the position in it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Cursor {
+    epoch: u64,
+    pos: usize,
+}
+
+/// One optimiser step, as the report lists it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StepRow {
+    step: u64,
+    lr: f64,
+    loss: f64,
+    grad_norm: f64,
+    /// Training tokens so far.
+    tokens: u64,
+    tokens_per_s: f64,
+    /// The source of each micro-batch.
+    sources: Vec<String>,
+    /// Mean loss of the micro-batches of each source drawn this step.
+    loss_by_source: BTreeMap<String, f64>,
+    /// Mixing weights after the step.
+    weights: BTreeMap<String, f64>,
+}
+
+/// One validation pass.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ValRow {
+    step: u64,
+    by_source: BTreeMap<String, f64>,
+    /// The mean over the validation sources (`validation.sources`, all by default): a
+    /// held-out mixture weighting each alike.
+    mean: f64,
+}
+
+/// Everything besides model and optimiser that a checkpoint must hold to continue exactly.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    sources: Vec<String>,
+    step: u64,
+    tokens: u64,
+    cursors: Vec<Cursor>,
+    mixer: Mixer,
+    steps: Vec<StepRow>,
+    validation: Vec<ValRow>,
+    /// Training seconds before this attempt.
+    seconds: f64,
+}
+
+/// The row order of `source` in `epoch`: a seeded Fisher–Yates shuffle.
+fn order(rows: usize, seed: u64, source: usize, epoch: u64) -> Vec<u32> {
+    let mut rng = Rng::new(
+        seed ^ (source as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ epoch.wrapping_mul(0xbf58_476d_1ce4_e5b9),
+    );
+    let mut v: Vec<u32> = (0..rows as u32).collect();
+    for i in (1..v.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+    v
+}
+
+/// Tokenizes documents as pre-training sees them: the tokenizer's own special tokens, a
+/// beginning-of-sequence token where the tokenizer has one, the end-of-text token after each.
+fn tokenize(tok: &TextTokenizer, texts: &[String], threads: usize) -> Result<Vec<i64>> {
+    let eos = tok.special_id("eos_token").ok_or_else(|| {
+        anyhow::anyhow!(
+            "the tokenizer names no eos_token (tokenizer_config.json), which separates documents"
+        )
+    })?;
+    let bos = tok.special_id("bos_token");
+    let docs = par_map(threads, texts, |t| tok.encode(t, true));
+    let mut out = Vec::new();
+    for ids in docs {
+        let ids = ids?;
+        if let Some(b) = bos {
+            if ids.first() != Some(&b) {
+                out.push(b);
+            }
+        }
+        out.extend(ids);
+        out.push(eos);
+    }
+    Ok(out)
+}
+
+fn load_sources(c: &CptConfig, ctx: &OpContext, tok: &TextTokenizer) -> Result<Vec<Source>> {
+    let seq = c.seq_len;
+    let held = c.validation.holdout_sequences;
+    let mut out = vec![];
+    for (name, _) in c.sources.resolved() {
+        let texts = read_texts(ctx, &name, "text_column", &c.text_column)
+            .with_context(|| format!("source `{name}`"))?;
+        let mut ids = tokenize(tok, &texts, ctx.threads())
+            .with_context(|| format!("tokenizing source `{name}`"))?;
+        let rows = ids.len() / seq;
+        if rows <= held {
+            bail!(
+                "source `{name}` has {} documents, {} tokens: {rows} rows of seq_len {seq}, too few \
+                 to hold out validation.holdout_sequences ({held}) and train on the rest",
+                texts.len(),
+                ids.len()
+            );
+        }
+        ids.truncate(rows * seq);
+        let holdout = ids.split_off((rows - held) * seq);
+        out.push(Source {
+            name,
+            documents: texts.len(),
+            train: ids,
+            holdout,
+        });
+    }
+    Ok(out)
+}
+
+/// Mean loss of `rows` (`seq_len` tokens each, one after another) in batches of `batch`.
+fn eval_loss(model: &Transformer, rows: &[i64], seq: usize, batch: usize) -> f64 {
+    let _g = tch::no_grad_guard();
+    let n = rows.len() / seq;
+    let mut sum = 0.0;
+    for lo in (0..n).step_by(batch) {
+        let hi = (lo + batch).min(n);
+        let ids =
+            Tensor::from_slice(&rows[lo * seq..hi * seq]).view([(hi - lo) as i64, seq as i64]);
+        let logits = model.forward(
+            &ids,
+            &positions_from_start((hi - lo) as i64, seq as i64, model.device()),
+            &Attention::Causal,
+            None,
+        );
+        sum += masked_cross_entropy(&logits, &ids, None).double_value(&[]) * (hi - lo) as f64;
+    }
+    sum / n as f64
+}
+
+fn validate(model: &Transformer, sources: &[Source], c: &CptConfig, step: u64) -> ValRow {
+    let by_source: BTreeMap<String, f64> = sources
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                eval_loss(model, &s.holdout, c.seq_len, c.batch_size),
+            )
+        })
+        .collect();
+    let chosen: Vec<f64> = by_source
+        .iter()
+        .filter(|(k, _)| c.validation.sources.as_ref().is_none_or(|v| v.contains(k)))
+        .map(|(_, l)| *l)
+        .collect();
+    let mean = chosen.iter().sum::<f64>() / chosen.len().max(1) as f64;
+    ValRow {
+        step,
+        by_source,
+        mean,
+    }
+}
+
+/// Runs `train.cpt`.
+pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
+    let dev = device::parse_device(&c.device)?;
+    let kind = kind_of(c.dtype);
+    let model_dir = ctx.input("model")?.path()?.to_path_buf();
+    let tok_dir = model_dir::tokenizer_dir(ctx, &model_dir)?.to_path_buf();
+    let tok = model_dir::load_tokenizer(
+        &tok_dir,
+        if tok_dir == model_dir {
+            "input `model`"
+        } else {
+            "input `tokenizer`"
+        },
+    )?;
+    let sources = load_sources(c, ctx, &tok)?;
+    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let seq = c.seq_len;
+    let total = c.total_steps();
+    let sched = schedule(&c.optim, total);
+    let ckpts = ctx.checkpoints()?;
+    ckpts.keep_after_commit(c.checkpoint.keep_after_commit);
+
+    let resumed = resume::<State>(ctx, dev, kind, &c.optim)?;
+    let (model, state, mut opt) = match resumed {
+        Some(Resumed { model, opt, state }) => {
+            if state.sources != names {
+                bail!(
+                    "the checkpoint in {} trained sources {:?}, not {:?}",
+                    ckpts.location(),
+                    state.sources,
+                    names
+                );
+            }
+            println!(
+                "resuming from the checkpoint of step {}/{total} ({} tokens trained)",
+                state.step, state.tokens
+            );
+            (model, state, opt)
+        }
+        None => {
+            let model =
+                checkpoint::load(&model_dir, dev, Some(kind)).context("loading input `model`")?;
+            let tokens: Vec<u64> = sources.iter().map(|s| s.train.len() as u64).collect();
+            let weights: Vec<Option<f64>> = c
+                .sources
+                .resolved()
+                .into_iter()
+                .map(|(_, s)| s.weight)
+                .collect();
+            let state = State {
+                sources: names.clone(),
+                step: 0,
+                tokens: 0,
+                cursors: vec![Cursor::default(); sources.len()],
+                mixer: Mixer::new(&c.mixing, &tokens, &weights, c.seed),
+                steps: vec![],
+                validation: vec![],
+                seconds: 0.0,
+            };
+            let opt = AdamW::new(model.parameters(), adamw(&c.optim));
+            (model, state, opt)
+        }
+    };
+    let mut state = state;
+    model_dir::check_vocabulary(&tok, &model, "input `tokenizer`")?;
+    model.set_trainable(true);
+    for s in &sources {
+        println!(
+            "source {}: {} documents, {} training rows of {seq} tokens, {} held out",
+            s.name,
+            s.documents,
+            s.train_rows(seq),
+            s.holdout.len() / seq
+        );
+    }
+    let mut orders: Vec<Vec<u32>> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| order(s.train_rows(seq), c.seed, i, state.cursors[i].epoch))
+        .collect();
+    let started = Instant::now();
+    let seconds_before = state.seconds;
+    let mut last_saved = state.step;
+    let start_step = state.step;
+    while state.step < total {
+        let step = state.step + 1;
+        let t0 = Instant::now();
+        let mut drawn = vec![];
+        let mut losses: Vec<(usize, f64)> = vec![];
+        let micro = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
+            opt.zero_grad();
+            for _ in 0..c.grad_accum {
+                let s = state.mixer.select();
+                let src = &sources[s];
+                let rows = src.train_rows(seq);
+                let mut batch = Vec::with_capacity(c.batch_size * seq);
+                for _ in 0..c.batch_size {
+                    let cur = &mut state.cursors[s];
+                    if cur.pos >= rows {
+                        cur.epoch += 1;
+                        cur.pos = 0;
+                        orders[s] = order(rows, c.seed, s, cur.epoch);
+                    }
+                    let r = orders[s][cur.pos] as usize;
+                    cur.pos += 1;
+                    batch.extend_from_slice(&src.train[r * seq..(r + 1) * seq]);
+                }
+                let ids = Tensor::from_slice(&batch).view([c.batch_size as i64, seq as i64]);
+                let logits = model.forward(
+                    &ids,
+                    &positions_from_start(c.batch_size as i64, seq as i64, model.device()),
+                    &Attention::Causal,
+                    None,
+                );
+                let loss = masked_cross_entropy(&logits, &ids, None);
+                let l = loss.double_value(&[]);
+                if !l.is_finite() {
+                    bail!(
+                        "the loss of step {step} is {l} (a batch of source `{}`): training stopped; \
+                         {}; lower optim.lr or look at the source's data",
+                        src.name,
+                        if last_saved > 0 {
+                            format!(
+                                "the checkpoint of step {last_saved} is kept in {}",
+                                ckpts.location()
+                            )
+                        } else {
+                            "no checkpoint was saved yet".to_string()
+                        }
+                    );
+                }
+                (loss / c.grad_accum as f64).backward();
+                state.mixer.update(s, l);
+                drawn.push(s);
+                losses.push((s, l));
+            }
+            Ok(())
+        }));
+        match micro {
+            Ok(r) => r?,
+            Err(p) => {
+                let batch = format!(
+                    "micro-batch of {} rows × {} tokens",
+                    c.batch_size, c.seq_len
+                );
+                return Err(step_failure(p, step, &batch));
+            }
+        }
+        let grad_norm = if c.optim.max_grad_norm > 0.0 {
+            clip_grad_norm(model.parameters(), c.optim.max_grad_norm)
+        } else {
+            clip_grad_norm(model.parameters(), f64::INFINITY)
+        };
+        let lr = sched.lr_at(state.step);
+        opt.step(lr);
+        state.step = step;
+        let step_tokens = c.tokens_per_step();
+        state.tokens += step_tokens;
+        let dt = t0.elapsed().as_secs_f64();
+        let mut by: BTreeMap<String, (f64, u32)> = BTreeMap::new();
+        for (s, l) in &losses {
+            let e = by.entry(names[*s].clone()).or_default();
+            e.0 += l;
+            e.1 += 1;
+        }
+        let weights: BTreeMap<String, f64> =
+            names.iter().cloned().zip(state.mixer.weights()).collect();
+        let loss = losses.iter().map(|(_, l)| l).sum::<f64>() / losses.len() as f64;
+        state.steps.push(StepRow {
+            step,
+            lr,
+            loss,
+            grad_norm,
+            tokens: state.tokens,
+            tokens_per_s: step_tokens as f64 / dt.max(1e-9),
+            sources: drawn.iter().map(|s| names[*s].clone()).collect(),
+            loss_by_source: by
+                .into_iter()
+                .map(|(k, (s, n))| (k, s / n as f64))
+                .collect(),
+            weights: weights.clone(),
+        });
+        let last = step == total;
+        if c.validation.every_steps > 0 && step % c.validation.every_steps == 0 || last {
+            let v = validate(&model, &sources, c, step);
+            println!(
+                "validation at step {step}: mean {:.4} ({})",
+                v.mean,
+                v.by_source
+                    .iter()
+                    .map(|(k, l)| format!("{k} {l:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            state.validation.push(v);
+        }
+        if step % c.log_every == 0 || last || step == start_step + 1 {
+            let elapsed = started.elapsed().as_secs_f64();
+            let per_step = elapsed / (step - start_step) as f64;
+            let rate = (step - start_step) as f64 * step_tokens as f64 / elapsed.max(1e-9);
+            let note = progress_line(
+                step,
+                total,
+                loss,
+                lr,
+                rate,
+                per_step * (total - step) as f64,
+            );
+            println!(
+                "{note} | mix {}",
+                weights
+                    .iter()
+                    .map(|(k, w)| format!("{k} {w:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            ctx.progress(&note);
+        }
+        if c.checkpoint.every_steps > 0 && step % c.checkpoint.every_steps == 0 && !last {
+            state.seconds = seconds_before + started.elapsed().as_secs_f64();
+            save_checkpoint(ctx, &model, &opt, &state, step, c.checkpoint.keep)?;
+            last_saved = step;
+        }
+    }
+    state.seconds = seconds_before + started.elapsed().as_secs_f64();
+    let out = ctx.output_dir("model")?.to_path_buf();
+    model_dir::save(&model, kind, &out, &tok_dir)?;
+    write_report(ctx, c, &sources, &state)?;
+    ctx.output_meta.insert(
+        "model".into(),
+        serde_json::json!({"parameters": model.config.parameter_count(), "steps": state.step, "tokens": state.tokens}),
+    );
+    Ok(())
+}
+
+fn write_report(
+    ctx: &mut OpContext,
+    c: &CptConfig,
+    sources: &[Source],
+    state: &State,
+) -> Result<()> {
+    let seq = c.seq_len;
+    let report = serde_json::json!({
+        "op": "train.cpt",
+        "mixing": {"strategy": c.mixing.strategy, "reward": c.mixing.reward},
+        "seq_len": seq,
+        "tokens_per_step": c.tokens_per_step(),
+        "total_steps": c.total_steps(),
+        "sources": sources.iter().map(|s| serde_json::json!({
+            "name": s.name,
+            "documents": s.documents,
+            "train_tokens": s.train.len(),
+            "train_rows": s.train_rows(seq),
+            "holdout_rows": s.holdout.len() / seq,
+        })).collect::<Vec<_>>(),
+        "steps": state.steps,
+        "validation": state.validation,
+        "final": {
+            "steps": state.step,
+            "tokens": state.tokens,
+            "seconds": state.seconds,
+            "validation": state.validation.last(),
+        },
+    });
+    let dir = ctx.output_dir("report")?.to_path_buf();
+    std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    crate::plots::write(&dir, &state_series(state))?;
+    Ok(())
+}
+
+/// The series the plots draw.
+fn state_series(state: &State) -> crate::plots::Series {
+    let mut s = crate::plots::Series::default();
+    for name in &state.sources {
+        let mut train = vec![];
+        let mut weight = vec![];
+        for r in &state.steps {
+            if let Some(l) = r.loss_by_source.get(name) {
+                train.push((r.step as f64, *l));
+            }
+            weight.push((r.step as f64, r.weights.get(name).copied().unwrap_or(0.0)));
+        }
+        let val = state
+            .validation
+            .iter()
+            .filter_map(|v| v.by_source.get(name).map(|l| (v.step as f64, *l)))
+            .collect();
+        s.train_loss.push((name.clone(), train));
+        s.val_loss.push((name.clone(), val));
+        s.weights.push((name.clone(), weight));
+    }
+    s
+}
