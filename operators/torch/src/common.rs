@@ -144,3 +144,41 @@ pub fn save_checkpoint<S: serde::Serialize>(
     println!("saved the checkpoint of step {step}");
     Ok(())
 }
+
+/// The order of `n` items in `epoch` of reader `stream`: a seeded Fisher–Yates shuffle.
+pub fn order(n: usize, seed: u64, stream: usize, epoch: u64) -> Vec<u32> {
+    let mut rng = zest_kernels::rng::Rng::new(
+        seed ^ (stream as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ epoch.wrapping_mul(0xbf58_476d_1ce4_e5b9),
+    );
+    let mut v: Vec<u32> = (0..n as u32).collect();
+    for i in (1..v.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+    v
+}
+
+/// Where a reader is in a shuffled dataset: the epoch (each reshuffles) and the position in it.
+/// Part of a checkpoint, so that a resumed run reads the same items next.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Cursor {
+    /// Passes completed.
+    pub epoch: u64,
+    /// Items read in this pass.
+    pub pos: usize,
+}
+
+impl Cursor {
+    /// The next of `n` items in `ord` (this epoch's [`order`] of reader `stream`), moving to
+    /// a new epoch and its order when this one is read.
+    pub fn next(&mut self, ord: &mut Vec<u32>, n: usize, seed: u64, stream: usize) -> usize {
+        if self.pos >= n {
+            self.epoch += 1;
+            self.pos = 0;
+            *ord = order(n, seed, stream, self.epoch);
+        }
+        self.pos += 1;
+        ord[self.pos - 1] as usize
+    }
+}

@@ -2,7 +2,7 @@
 //! store so that a retry, a resume or a rerun continues where it stopped, bit for bit.
 
 use crate::common::{
-    adamw, progress_line, resume, save_checkpoint, schedule, step_failure, Resumed,
+    adamw, order, progress_line, resume, save_checkpoint, schedule, step_failure, Cursor, Resumed,
 };
 use crate::init::kind_of;
 use crate::mixer::Mixer;
@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
 use zest_engine::operator::OpContext;
-use zest_kernels::rng::Rng;
 use zest_kernels::text_tokenizer::TextTokenizer;
 use zest_kernels_torch::loss::masked_cross_entropy;
 use zest_kernels_torch::mask::{positions_from_start, Attention};
@@ -37,13 +36,6 @@ impl Source {
     fn train_rows(&self, seq: usize) -> usize {
         self.train.len() / seq
     }
-}
-
-/// Where a source's reader is: the epoch (each reshuffles the rows) and the position in it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Cursor {
-    epoch: u64,
-    pos: usize,
 }
 
 /// One optimiser step, as the report lists it.
@@ -86,20 +78,6 @@ struct State {
     validation: Vec<ValRow>,
     /// Training seconds before this attempt.
     seconds: f64,
-}
-
-/// The row order of `source` in `epoch`: a seeded Fisher–Yates shuffle.
-fn order(rows: usize, seed: u64, source: usize, epoch: u64) -> Vec<u32> {
-    let mut rng = Rng::new(
-        seed ^ (source as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            ^ epoch.wrapping_mul(0xbf58_476d_1ce4_e5b9),
-    );
-    let mut v: Vec<u32> = (0..rows as u32).collect();
-    for i in (1..v.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        v.swap(i, j);
-    }
-    v
 }
 
 /// Tokenizes documents as pre-training sees them: the tokenizer's own special tokens, a
@@ -296,14 +274,7 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
                 let rows = src.train_rows(seq);
                 let mut batch = Vec::with_capacity(c.batch_size * seq);
                 for _ in 0..c.batch_size {
-                    let cur = &mut state.cursors[s];
-                    if cur.pos >= rows {
-                        cur.epoch += 1;
-                        cur.pos = 0;
-                        orders[s] = order(rows, c.seed, s, cur.epoch);
-                    }
-                    let r = orders[s][cur.pos] as usize;
-                    cur.pos += 1;
+                    let r = state.cursors[s].next(&mut orders[s], rows, c.seed, s);
                     batch.extend_from_slice(&src.train[r * seq..(r + 1) * seq]);
                 }
                 let ids = Tensor::from_slice(&batch).view([c.batch_size as i64, seq as i64]);

@@ -3,7 +3,7 @@
 //! with every TRL metric per step in the report.
 
 use crate::common::{
-    adamw, progress_line, resume, save_checkpoint, schedule, step_failure, Resumed,
+    adamw, order, progress_line, resume, save_checkpoint, schedule, step_failure, Cursor, Resumed,
 };
 use crate::init::kind_of;
 use crate::model_dir;
@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use zest_engine::operator::OpContext;
 use zest_kernels::plot::{line_chart_png, Chart};
-use zest_kernels::rng::Rng;
 use zest_kernels_torch::loss::{
     preference_batch, sequence_logps, PreferenceConfig as LossConfig, PreferenceKind,
 };
@@ -100,12 +99,6 @@ fn reference_logps(reference: &Transformer, b: &PairBatch) -> (Tensor, Tensor) {
     (all.narrow(0, 0, n), all.narrow(0, n, n))
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Cursor {
-    epoch: u64,
-    pos: usize,
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StepRow {
     step: u64,
@@ -125,16 +118,6 @@ struct State {
     cursor: Cursor,
     steps: Vec<StepRow>,
     seconds: f64,
-}
-
-fn order(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
-    let mut rng = Rng::new(seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let mut v: Vec<u32> = (0..n as u32).collect();
-    for i in (1..v.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        v.swap(i, j);
-    }
-    v
 }
 
 /// Runs `train.preference`.
@@ -215,7 +198,7 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
         r.simpo_gamma,
         r.cpo_alpha
     );
-    let mut ord = order(pairs.len(), c.seed, state.cursor.epoch);
+    let mut ord = order(pairs.len(), c.seed, 0, state.cursor.epoch);
     let started = Instant::now();
     let seconds_before = state.seconds;
     let (start_step, tokens_before) = (state.step, state.tokens);
@@ -224,13 +207,7 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
         let t0 = Instant::now();
         let mut picked = Vec::with_capacity(per_step);
         for _ in 0..per_step {
-            if state.cursor.pos >= pairs.len() {
-                state.cursor.epoch += 1;
-                state.cursor.pos = 0;
-                ord = order(pairs.len(), c.seed, state.cursor.epoch);
-            }
-            picked.push(ord[state.cursor.pos] as usize);
-            state.cursor.pos += 1;
+            picked.push(state.cursor.next(&mut ord, pairs.len(), c.seed, 0));
         }
         let micro = picked.chunks(c.batch_size).count();
         let mut metrics: BTreeMap<String, f64> = BTreeMap::new();

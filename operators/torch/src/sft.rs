@@ -3,7 +3,7 @@
 //! or packed batches, checkpoints in the store and an optional validation set.
 
 use crate::common::{
-    adamw, progress_line, resume, save_checkpoint, schedule, step_failure, Resumed,
+    adamw, order, progress_line, resume, save_checkpoint, schedule, step_failure, Cursor, Resumed,
 };
 use crate::init::kind_of;
 use crate::model_dir;
@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use zest_engine::operator::OpContext;
 use zest_kernels::plot::{line_chart_png, Chart};
-use zest_kernels::rng::Rng;
 use zest_kernels::text_tokenizer::TextTokenizer;
 use zest_kernels_torch::loss::masked_cross_entropy;
 use zest_kernels_torch::mask::{positions_from_start, Attention};
@@ -121,23 +120,6 @@ fn forward(model: &Transformer, b: &Batch) -> Tensor {
         Attention::Padded(&b.mask)
     };
     model.forward(&b.ids, &b.positions, &attn, None)
-}
-
-/// Cursor over epochs of a shuffled order.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Cursor {
-    epoch: u64,
-    pos: usize,
-}
-
-fn order(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
-    let mut rng = Rng::new(seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let mut v: Vec<u32> = (0..n as u32).collect();
-    for i in (1..v.len()).rev() {
-        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
-        v.swap(i, j);
-    }
-    v
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -267,7 +249,7 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
     };
     model_dir::check_vocabulary(&tok, &model, "the node's tokenizer")?;
     model.set_trainable(true);
-    let mut ord = order(train.len(), c.seed, state.cursor.epoch);
+    let mut ord = order(train.len(), c.seed, 0, state.cursor.epoch);
     let started = Instant::now();
     let seconds_before = state.seconds;
     let start_step = state.step;
@@ -278,13 +260,7 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
         // The step's units, then the normaliser over all of them.
         let mut picked: Vec<usize> = Vec::with_capacity(per_step);
         for _ in 0..per_step {
-            if state.cursor.pos >= train.len() {
-                state.cursor.epoch += 1;
-                state.cursor.pos = 0;
-                ord = order(train.len(), c.seed, state.cursor.epoch);
-            }
-            picked.push(ord[state.cursor.pos] as usize);
-            state.cursor.pos += 1;
+            picked.push(state.cursor.next(&mut ord, train.len(), c.seed, 0));
         }
         let scored: i64 = picked.iter().map(|i| train[*i].scored()).sum();
         let mut loss_sum = 0.0;
