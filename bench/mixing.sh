@@ -6,7 +6,9 @@
 # exp3 with learning_progress, uniform, proportional (to tokens); the same budget; SEEDS seeds.
 # For each run: the first validation step at which the mixture's loss reaches uniform's final
 # validation loss (same seed), and the final loss. Prints one JSON line per run and a summary.
-# Usage: bash bench/mixing.sh   (STEPS=300, EVERY=10, SEEDS="1 2 3", SEQ=64, BATCH=8)
+# Usage: bash bench/mixing.sh   (STEPS=300, EVERY=10, SEEDS="1 2 3", SEQ=64, BATCH=8,
+# RUNS="uniform:loss proportional:loss exp3:loss exp3:learning_progress", KEEP=1 keeps the
+# scratch directory)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
@@ -20,8 +22,13 @@ VENV="${ZEST_TORCH_VENV:-$HOME/.cache/zest-py/torch-venv}"
 py="$VENV/bin/python"
 zest="${ZEST:-$CARGO_TARGET_DIR/release/zest}"
 [ -x "$zest" ] || { echo "build first: make build (or set ZEST)" >&2; exit 1; }
+RUNS="${RUNS:-uniform:loss proportional:loss exp3:loss exp3:learning_progress}"
 scratch="$(mktemp -d)"
-trap 'rm -rf "$scratch"' EXIT
+if [ "${KEEP:-0}" = "1" ]; then
+  echo "scratch: $scratch" >&2
+else
+  trap 'rm -rf "$scratch"' EXIT
+fi
 cd "$scratch"
 "$py" - "$repo/dags/data/pubmedqa_sample.jsonl" > noise.jsonl <<'PY'
 import json, random, sys
@@ -86,8 +93,8 @@ nodes:
       seed: "\${params.seed}"
 YAML
 for seed in $SEEDS; do
-  for run in "uniform loss" "proportional loss" "exp3 loss" "exp3 learning_progress"; do
-    set -- $run
+  for run in $RUNS; do
+    set -- ${run/:/ }
     "$zest" run dag.yaml --quiet --param strategy="$1" --param reward="$2" --param seed="$seed" \
       --report "run-$1-$2-$seed.json" >&2
     "$py" - "run-$1-$2-$seed.json" "$1" "$2" "$seed" <<'PY'
@@ -97,11 +104,13 @@ n = [n for n in r["nodes"] if n["node"] == "cpt"][0]
 rep = json.load(open(n["outputs"]["report"]["uri"] + "/report.json"))
 val = [(v["step"], v["mean"]) for v in rep["validation"]]
 draws = {}
-for s in rep["steps"]:
-    for src in s["sources"]:
-        draws[src] = draws.get(src, 0) + 1
+seq = [src for s in rep["steps"] for src in s["sources"]]
+for src in seq:
+    draws[src] = draws.get(src, 0) + 1
+switches = sum(1 for a, b in zip(seq, seq[1:]) if a != b)
 print(json.dumps({"strategy": sys.argv[2], "reward": sys.argv[3], "seed": int(sys.argv[4]),
-                  "validation": val, "draws": draws, "seconds": n["duration_s"]}))
+                  "validation": val, "draws": draws, "mean_run_length": len(seq) / (switches + 1),
+                  "seconds": n["duration_s"]}))
 PY
   done
 done | tee runs.jsonl

@@ -649,3 +649,88 @@ fn the_training_chain_runs_on_cuda() {
         assert!(d <= 1e-4, "{node}: max |Δlogit| = {d}");
     }
 }
+
+/// The error of node `node` in the last report.
+fn node_error(p: &Project, node: &str) -> String {
+    let r = p.report();
+    r["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == node)
+        .and_then(|n| n["error"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn bad_inputs_fail_the_node_with_the_cause() {
+    let none = Path::new("/nonexistent");
+    let base = dag(6, 2, false, none).replace("resources: {cpu: 1}", "retries: {max: 0}");
+    // A source without the text column.
+    let p = Project::new(&base.replace(
+        "SELECT long_answer AS text FROM p",
+        "SELECT long_answer AS body FROM p",
+    ));
+    let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let e = node_error(&p, "cpt");
+    assert!(e.contains("no column `text`") && e.contains("body"), "{e}");
+    // A model whose embedding is smaller than the tokenizer's vocabulary.
+    let p = Project::new(&base.replace(
+        "with: {size: tiny, seed: 3}",
+        "with: {size: tiny, seed: 3, vocab_size: 128}",
+    ));
+    let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let e = node_error(&p, "init");
+    assert!(e.contains("smaller than the tokenizer's vocabulary"), "{e}");
+    // A loss that diverges stops training and keeps the last good checkpoint.
+    let p = Project::new(
+        &base
+            .replace("lr: 0.003", "lr: 1.0e+30")
+            .replace("max_steps: 6", "max_steps: 40"),
+    );
+    let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let e = node_error(&p, "cpt");
+    assert!(e.contains("training stopped"), "{e}");
+    if e.contains("is kept") {
+        assert!(!checkpoint_steps(&p).is_empty(), "{e}");
+    }
+}
+
+#[test]
+fn model_load_copies_a_model_directory_and_refuses_a_broken_one() {
+    let none = Path::new("/nonexistent");
+    let p = Project::new(&dag(2, 0, false, none));
+    let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for e in std::fs::read_dir(p.output("init", "model"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
+    }
+    let q = Project::new(&format!(
+        "name: load\nnodes:\n  m:\n    op: model.load\n    with: {{path: \"{}\"}}\n",
+        model.display()
+    ));
+    let o = q.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The same files: the same artifact.
+    assert_eq!(q.digest("m", "model"), p.digest("init", "model"));
+    // A config.json that does not fit the weights is refused, naming the tensor.
+    let cfg = model.join("config.json");
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text_cfg).unwrap();
+    v["intermediate_size"] = 100.into();
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    let o = q.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let e = node_error(&q, "m");
+    assert!(e.contains("has shape") && e.contains("mlp"), "{e}");
+}
