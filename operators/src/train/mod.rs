@@ -46,3 +46,26 @@ pub(crate) fn run_in_torch<C: serde::Serialize>(
     };
     runner.run(op, &serde_json::to_value(config)?, ctx)
 }
+
+/// Shared by the unit tests of this family.
+#[cfg(test)]
+pub(crate) mod testing {
+    use zest_kernels::text_tokenizer::{SpecialRoles, TextTokenizer};
+
+    /// A small BPE tokenizer in zest's chat format, trained on `corpus`.
+    pub fn tokenizer(corpus: &[&str]) -> TextTokenizer {
+        let f = super::tokenizer::ChatFormat::Zest.tokens();
+        TextTokenizer::train_bpe(
+            corpus.iter().cycle().take(50).copied(),
+            300,
+            f.specials,
+            &SpecialRoles {
+                eos: Some(f.eos.into()),
+                pad: Some(f.pad.into()),
+                chat_template: Some(f.template.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+}

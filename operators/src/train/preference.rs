@@ -442,26 +442,12 @@ impl Operator for TrainPreference {
 mod tests {
     use super::*;
     use serde_json::json;
-    use zest_kernels::text_tokenizer::SpecialRoles;
 
     fn tok() -> TextTokenizer {
-        let f = super::super::tokenizer::ChatFormat::Zest.tokens();
-        let corpus = [
+        crate::train::testing::tokenizer(&[
             "What color is the sky? It is blue. It is green.",
             "Where is the sun?",
-        ];
-        TextTokenizer::train_bpe(
-            corpus.iter().cycle().take(50).copied(),
-            300,
-            f.specials,
-            &SpecialRoles {
-                eos: Some(f.eos.into()),
-                pad: Some(f.pad.into()),
-                chat_template: Some(f.template.into()),
-                ..Default::default()
-            },
-        )
-        .unwrap()
+        ])
     }
 
     #[test]

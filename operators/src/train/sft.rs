@@ -576,26 +576,12 @@ impl Operator for Sft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zest_kernels::text_tokenizer::SpecialRoles;
 
     fn tok() -> TextTokenizer {
-        let f = super::super::tokenizer::ChatFormat::Zest.tokens();
-        let corpus = [
+        crate::train::testing::tokenizer(&[
             "What lowers LDL cholesterol? Statins lower LDL.",
             "The patient has a fever and a cough.",
-        ];
-        TextTokenizer::train_bpe(
-            corpus.iter().cycle().take(50).copied(),
-            300,
-            f.specials,
-            &SpecialRoles {
-                eos: Some(f.eos.into()),
-                pad: Some(f.pad.into()),
-                chat_template: Some(f.template.into()),
-                ..Default::default()
-            },
-        )
-        .unwrap()
+        ])
     }
 
     fn cfg(loss_on: LossOn) -> SftConfig {
