@@ -60,6 +60,14 @@ pub struct Restored {
 pub struct Checkpoints {
     store: ArtifactStore,
     rt: tokio::runtime::Handle,
+    /// For a remote store: a runtime and a client of their own, opened on first use. The
+    /// worker's runtime is a current-thread one that only its own `block_on` drives, and an
+    /// operator calling in from its synchronous `run` cannot drive it, so network I/O through
+    /// it would wait forever.
+    remote: Option<(
+        crate::worker::StoreConfig,
+        std::sync::OnceLock<(tokio::runtime::Runtime, ArtifactStore)>,
+    )>,
     prefix: String,
     local: PathBuf,
     keep_after_commit: AtomicUsize,
@@ -87,9 +95,49 @@ impl Checkpoints {
         Checkpoints {
             store,
             rt,
+            remote: None,
             prefix: prefix_for(cache_key),
             local,
             keep_after_commit: AtomicUsize::new(0),
+        }
+    }
+
+    /// The checkpoints of the execution with `cache_key` in the store `config` opens: a local
+    /// store through `store` and `rt` (its operations need no I/O driver), a remote one through
+    /// a runtime and client of its own.
+    pub fn for_task(
+        config: &crate::worker::StoreConfig,
+        store: ArtifactStore,
+        rt: tokio::runtime::Handle,
+        cache_key: &str,
+        local: PathBuf,
+    ) -> Checkpoints {
+        let mut c = Checkpoints::new(store, rt, cache_key, local);
+        if !c.store.is_local() {
+            c.remote = Some((config.clone(), std::sync::OnceLock::new()));
+        }
+        c
+    }
+
+    /// Runs `f` on the store: the remote path on its own runtime.
+    fn run<'a, T, Fut>(&'a self, f: impl FnOnce(&'a ArtifactStore) -> Fut) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>> + 'a,
+    {
+        match &self.remote {
+            None => self.rt.block_on(f(&self.store)),
+            Some((config, cell)) => {
+                if cell.get().is_none() {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .context("cannot start a runtime for checkpoints")?;
+                    let store = config.open()?;
+                    let _ = cell.set((rt, store));
+                }
+                let (rt, store) = cell.get().expect("set above");
+                rt.block_on(f(store))
+            }
         }
     }
 
@@ -100,7 +148,7 @@ impl Checkpoints {
 
     /// The steps of committed checkpoints, oldest first.
     pub fn steps(&self) -> Result<Vec<u64>> {
-        let names = self.rt.block_on(self.store.list_under(&self.prefix))?;
+        let names = self.run(|st| st.list_under(&self.prefix))?;
         let mut steps: Vec<u64> = names
             .iter()
             .filter_map(|n| n.strip_prefix(&self.prefix)?.strip_prefix('/'))
@@ -130,9 +178,9 @@ impl Checkpoints {
 
     fn restore(&self, step: u64) -> Result<Restored> {
         let name = step_name(step);
+        let key = format!("{}/{name}.json", self.prefix);
         let marker: Marker = self
-            .rt
-            .block_on(self.store.get_json(&format!("{}/{name}.json", self.prefix)))?
+            .run(|st| st.get_json(&key))?
             .ok_or_else(|| anyhow!("its marker is gone"))?;
         let dir = self.local.join(&name);
         if dir.exists() {
@@ -142,7 +190,7 @@ impl Checkpoints {
         for f in &marker.files {
             let dst = dir.join(&f.path);
             let rel = format!("{}/{name}/{}", self.prefix, f.path);
-            if !self.rt.block_on(self.store.get_file(&rel, &dst))? {
+            if !self.run(|st| st.get_file(&rel, &dst))? {
                 return Err(anyhow!("{} is missing", f.path));
             }
             let (size, sha) = crate::digest::file_sha256(&dst)?;
@@ -172,11 +220,8 @@ impl Checkpoints {
             .with_context(|| format!("reading checkpoint {}", dir.display()))?
         {
             let path = dir.join(&rel);
-            self.rt
-                .block_on(
-                    self.store
-                        .put_object_file(&format!("{}/{name}/{}", self.prefix, entry.path), &path),
-                )
+            let key = format!("{}/{name}/{}", self.prefix, entry.path);
+            self.run(|st| st.put_object_file(&key, &path))
                 .with_context(|| format!("saving checkpoint of step {step}"))?;
             files.push(MarkedFile {
                 path: entry.path,
@@ -190,11 +235,8 @@ impl Checkpoints {
             files,
             meta,
         };
-        self.rt
-            .block_on(
-                self.store
-                    .put_json(&format!("{}/{name}.json", self.prefix), &marker),
-            )
+        let key = format!("{}/{name}.json", self.prefix);
+        self.run(|st| st.put_json(&key, &marker))
             .with_context(|| format!("committing checkpoint of step {step}"))?;
         self.prune(keep.max(1))
     }
@@ -202,7 +244,7 @@ impl Checkpoints {
     /// Deletes every checkpoint but the newest `keep`, and files of unfinished saves older
     /// than the newest committed checkpoint.
     pub fn prune(&self, keep: usize) -> Result<()> {
-        let names = self.rt.block_on(self.store.list_under(&self.prefix))?;
+        let names = self.run(|st| st.list_under(&self.prefix))?;
         let steps = self.steps()?;
         let kept: Vec<String> = steps
             .iter()
@@ -231,7 +273,7 @@ impl Checkpoints {
         doomed.sort_by_key(|n| !n.ends_with(".json"));
         let mut dirs = std::collections::BTreeSet::new();
         for n in doomed {
-            self.rt.block_on(self.store.delete(n))?;
+            self.run(|st| st.delete(n))?;
             if let Some((dir, _)) = n.rsplit_once('/') {
                 if dir != self.prefix {
                     dirs.insert(dir.to_string());
@@ -260,8 +302,8 @@ impl Checkpoints {
     pub(crate) fn finish(&self) -> Result<()> {
         match self.keep_after_commit.load(Ordering::Relaxed) {
             0 => {
-                for n in self.rt.block_on(self.store.list_under(&self.prefix))? {
-                    self.rt.block_on(self.store.delete(&n))?;
+                for n in self.run(|st| st.list_under(&self.prefix))? {
+                    self.run(|st| st.delete(&n))?;
                 }
                 if let Some(root) = self.store.local_root() {
                     let _ = crate::store::remove_tree(&root.join(&self.prefix));

@@ -231,7 +231,8 @@ fn execute_inner(
         dirs_made: Default::default(),
         tmp_made: Default::default(),
         tail,
-        checkpoints: Some(Arc::new(crate::checkpoint::Checkpoints::new(
+        checkpoints: Some(Arc::new(crate::checkpoint::Checkpoints::for_task(
+            &task.store,
             store.clone(),
             rt.handle().clone(),
             &task.cache_key,
