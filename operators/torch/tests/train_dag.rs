@@ -77,29 +77,27 @@ impl Project {
             .unwrap()
     }
 
-    /// The directory of output `port` of node `node` in the last report.
-    fn output(&self, node: &str, port: &str) -> PathBuf {
-        let r = self.report();
-        let n = r["nodes"]
+    /// Node `node`'s entry in the last report.
+    fn node(&self, node: &str) -> serde_json::Value {
+        self.report()["nodes"]
             .as_array()
             .unwrap()
             .iter()
             .find(|n| n["node"] == node)
-            .unwrap_or_else(|| panic!("no node {node}"));
+            .unwrap_or_else(|| panic!("no node {node}"))
+            .clone()
+    }
+
+    /// The directory of output `port` of node `node` in the last report.
+    fn output(&self, node: &str, port: &str) -> PathBuf {
+        let n = self.node(node);
         let digest = n["outputs"][port]["digest"].as_str().unwrap();
         self.path().join(".zest/artifacts").join(digest)
     }
 
     /// The log of node `node` in the last report.
     fn log(&self, node: &str) -> String {
-        let r = self.report();
-        let n = r["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["node"] == node)
-            .unwrap_or_else(|| panic!("no node {node}"))
-            .clone();
+        let n = self.node(node);
         n["log"]
             .as_str()
             .map(|l| {
@@ -652,13 +650,8 @@ fn the_training_chain_runs_on_cuda() {
 
 /// The error of node `node` in the last report.
 fn node_error(p: &Project, node: &str) -> String {
-    let r = p.report();
-    r["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["node"] == node)
-        .and_then(|n| n["error"].as_str())
+    p.node(node)["error"]
+        .as_str()
         .unwrap_or_default()
         .to_string()
 }
