@@ -17,7 +17,9 @@ pub enum ChatFormat {
     /// Llama 3's headers and `<|eot_id|>`, `<|begin_of_text|>` first.
     #[serde(rename = "llama3")]
     Llama3,
-    /// Qwen2.5's ChatML (`<|im_start|>` … `<|im_end|>`), with a default system turn.
+    /// Qwen2.5's ChatML (`<|im_start|>` … `<|im_end|>`), with Qwen2.5's default system turn
+    /// ("You are Qwen, created by Alibaba Cloud. …") when the conversation has none, as the
+    /// official template renders it; give a system turn to avoid it.
     #[serde(rename = "qwen2.5")]
     Qwen25,
 }
@@ -221,9 +223,79 @@ mod tests {
         );
         assert_eq!(
             chat(ChatFormat::Qwen25),
-            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat lowers LDL?<|im_end|>\n\
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nWhat lowers LDL?<|im_end|>\n\
              <|im_start|>assistant\nStatins.<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    /// Renders `template` with `f`'s special tokens.
+    fn render_with(
+        f: ChatFormat,
+        template: &str,
+        messages: &[serde_json::Value],
+        gen: bool,
+    ) -> String {
+        let t = f.tokens();
+        let mut special = vec![("eos_token".to_string(), t.eos.to_string())];
+        if let Some(b) = t.bos {
+            special.push(("bos_token".into(), b.into()));
+        }
+        render(
+            template,
+            &ChatInputs {
+                messages,
+                add_generation_prompt: gen,
+                tools: None,
+                special_tokens: special,
+            },
+        )
+        .unwrap()
+    }
+
+    /// `llama3` and `qwen2.5` render exactly as the models' own templates (the copies the
+    /// kernels' transformers-parity tests use) for conversations without tools.
+    #[test]
+    fn llama3_and_qwen25_render_as_the_official_templates() {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../kernels/torch/tests/fixtures/chat_templates");
+        let m = |role: &str, content: &str| serde_json::json!({"role": role, "content": content});
+        let conversations = [
+            vec![m("user", "What lowers LDL?")],
+            vec![
+                m("system", "You are a cardiologist."),
+                m("user", "What lowers LDL?"),
+            ],
+            vec![
+                m("user", "  A 54-year-old man has chest pain.  "),
+                m(
+                    "assistant",
+                    "<think>Rule out ACS first.</think><answer>ECG and troponin.</answer>",
+                ),
+                m("user", "The ECG is normal.\n\nNext step?"),
+                m("assistant", "Serial troponins."),
+            ],
+            vec![
+                m("system", "Answer in one word."),
+                m("user", "Drug class of atorvastatin?"),
+                m("assistant", "Statin"),
+            ],
+        ];
+        for (format, file) in [
+            (ChatFormat::Llama3, "llama3.jinja"),
+            (ChatFormat::Qwen25, "qwen2_5.jinja"),
+        ] {
+            let official = std::fs::read_to_string(fixtures.join(file)).unwrap();
+            for messages in &conversations {
+                for gen in [false, true] {
+                    let ours = render_with(format, format.tokens().template, messages, gen);
+                    let theirs = render_with(format, &official, messages, gen);
+                    assert_eq!(
+                        ours, theirs,
+                        "{format:?}, generation prompt {gen}: {messages:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
