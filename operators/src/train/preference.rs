@@ -247,6 +247,27 @@ pub fn texts(tok: &TextTokenizer, row: &Value) -> Result<(String, String, String
             r[p.len()..].to_string(),
         ));
     }
+    let (p, c, r) = conversation(prompt, chosen, rejected)?;
+    let gen = matches!(
+        p.last().and_then(|m| m["role"].as_str()),
+        Some("user") | Some("tool") | Some("system")
+    );
+    let render = |m: &[Value], g: bool| tok.apply_chat_template(m, g).map_err(|e| e.to_string());
+    let prompt_text = render(&p, gen)?;
+    let pc = render(&[p.clone(), c].concat(), false)?;
+    let pr = render(&[p, r].concat(), false)?;
+    let prompt_text = common_prefix(common_prefix(&prompt_text, &pc), &pr).to_string();
+    let n = prompt_text.len();
+    Ok((prompt_text, pc[n..].to_string(), pr[n..].to_string()))
+}
+
+/// The (prompt, chosen, rejected) messages of a conversational record; an implicit prompt is
+/// the turns `chosen` and `rejected` share (TRL's `extract_prompt`).
+fn conversation(
+    prompt: Option<&Value>,
+    chosen: &Value,
+    rejected: &Value,
+) -> Result<(Vec<Value>, Vec<Value>, Vec<Value>), String> {
     if !is_conversation(chosen) || !is_conversation(rejected) {
         return Err(
             "`chosen` and `rejected` must both be text or both be lists of messages".into(),
@@ -268,17 +289,73 @@ pub fn texts(tok: &TextTokenizer, row: &Value) -> Result<(String, String, String
             "the record has no prompt (no shared first turn of `chosen` and `rejected`)".into(),
         );
     }
-    let gen = matches!(
-        p.last().and_then(|m| m["role"].as_str()),
-        Some("user") | Some("tool") | Some("system")
-    );
-    let render = |m: &[Value], g: bool| tok.apply_chat_template(m, g).map_err(|e| e.to_string());
-    let prompt_text = render(&p, gen)?;
-    let pc = render(&[p.clone(), c].concat(), false)?;
-    let pr = render(&[p, r].concat(), false)?;
-    let prompt_text = common_prefix(common_prefix(&prompt_text, &pc), &pr).to_string();
-    let n = prompt_text.len();
-    Ok((prompt_text, pc[n..].to_string(), pr[n..].to_string()))
+    Ok((p, c, r))
+}
+
+/// Tokenizes a record as TRL's DPOTrainer does. Conversations: the prompt rendered with the
+/// generation prompt, prompt + chosen and prompt + rejected rendered whole, the completion
+/// starting where their tokens stop agreeing with the prompt's; no EOS is added (the template
+/// ends the turn). Plain text: the EOS token appended to each response, BOS as the tokenizer
+/// adds it. Sequences longer than `max_length` keep their start.
+pub fn tokenize_pair_dpo(
+    tok: &TextTokenizer,
+    row: &Value,
+    max_length: usize,
+) -> Result<Pair, String> {
+    let chosen = row
+        .get("chosen")
+        .ok_or("preference records need `chosen`")?;
+    let rejected = row
+        .get("rejected")
+        .ok_or("preference records need `rejected`")?;
+    let prompt = row.get("prompt").filter(|p| !p.is_null());
+    let encode = |t: &str, special: bool| tok.encode(t, special).map_err(|e| e.to_string());
+    let (prompt_ids, pc, pr) = if chosen.is_string() && rejected.is_string() {
+        let (p, c, r) = texts(tok, row)?;
+        let eos = tok
+            .special("eos_token")
+            .ok_or("the tokenizer names no eos_token (tokenizer_config.json)")?;
+        let with_eos = |a: String| if a.ends_with(&eos) { a } else { a + &eos };
+        let (c, r) = (with_eos(c), with_eos(r));
+        (
+            encode(&p, true)?,
+            encode(&format!("{p}{c}"), true)?,
+            encode(&format!("{p}{r}"), true)?,
+        )
+    } else {
+        let (p, c, r) = conversation(prompt, chosen, rejected)?;
+        let render =
+            |m: &[Value], g: bool| tok.apply_chat_template(m, g).map_err(|e| e.to_string());
+        (
+            encode(&render(&p, true)?, false)?,
+            encode(&render(&[p.clone(), c].concat(), false)?, false)?,
+            encode(&render(&[p, r].concat(), false)?, false)?,
+        )
+    };
+    let shared = |a: &[i64]| prompt_ids.iter().zip(a).take_while(|(x, y)| x == y).count();
+    let n = shared(&pc).min(shared(&pr));
+    let join = |mut ids: Vec<i64>| {
+        ids.truncate(max_length);
+        let labels: Vec<i64> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| if i < n { IGNORE } else { t })
+            .collect();
+        (ids, labels)
+    };
+    let (chosen_ids, chosen_labels) = join(pc);
+    let (rejected_ids, rejected_labels) = join(pr);
+    if chosen_labels.iter().all(|l| *l == IGNORE) || rejected_labels.iter().all(|l| *l == IGNORE) {
+        return Err(format!(
+            "the prompt alone fills max_length ({max_length}): nothing of a response is left"
+        ));
+    }
+    Ok(Pair {
+        chosen_ids,
+        chosen_labels,
+        rejected_ids,
+        rejected_labels,
+    })
 }
 
 /// Token ids of `prompt + answer`, split where the prompt ends (TRL's `build_tokenized_answer`:
@@ -498,6 +575,44 @@ mod tests {
             "It is blue.<|end|>\n<|endoftext|>"
         );
         let e = tokenize_pair(&t, &p, &c, &r, 3).unwrap_err();
+        assert!(e.contains("prompt alone fills"), "{e}");
+    }
+
+    #[test]
+    fn dpo_pairs_tokenize_as_dpo_trainer() {
+        let t = tok();
+        let scored = |ids: &[i64], labels: &[i64]| {
+            let kept: Vec<i64> = ids
+                .iter()
+                .zip(labels)
+                .filter(|(_, l)| **l != IGNORE)
+                .map(|(i, _)| *i)
+                .collect();
+            t.decode(&kept, false).unwrap()
+        };
+        // Conversations: the template ends the turn; no EOS after it.
+        let row = json!({
+            "chosen": [{"role": "user", "content": "What color is the sky?"}, {"role": "assistant", "content": "It is blue."}],
+            "rejected": [{"role": "user", "content": "What color is the sky?"}, {"role": "assistant", "content": "It is green."}],
+        });
+        let pair = tokenize_pair_dpo(&t, &row, 1024).unwrap();
+        assert_eq!(
+            scored(&pair.chosen_ids, &pair.chosen_labels),
+            "It is blue.<|end|>\n"
+        );
+        assert_eq!(
+            scored(&pair.rejected_ids, &pair.rejected_labels),
+            "It is green.<|end|>\n"
+        );
+        // Plain text: EOS appended to each response.
+        let row = json!({"prompt": "Sky colour:", "chosen": " blue", "rejected": " green"});
+        let pair = tokenize_pair_dpo(&t, &row, 1024).unwrap();
+        assert_eq!(
+            scored(&pair.chosen_ids, &pair.chosen_labels),
+            " blue<|endoftext|>"
+        );
+        // The start is kept: a prompt that fills max_length leaves nothing to score.
+        let e = tokenize_pair_dpo(&t, &row, 2).unwrap_err();
         assert!(e.contains("prompt alone fills"), "{e}");
     }
 

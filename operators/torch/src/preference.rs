@@ -21,7 +21,9 @@ use zest_kernels_torch::optim::{clip_grad_norm, AdamW};
 use zest_kernels_torch::tch::{self, Tensor};
 use zest_kernels_torch::{checkpoint, device, Transformer};
 use zest_operators::train::data::read_rows;
-use zest_operators::train::preference::{texts, tokenize_pair, Loss, Pair, PreferenceConfig};
+use zest_operators::train::preference::{
+    texts, tokenize_pair, tokenize_pair_dpo, Loss, Pair, PreferenceConfig,
+};
 use zest_operators::train::sft::IGNORE;
 
 /// The kernel's loss settings for a resolved config.
@@ -136,12 +138,13 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
     let rows = read_rows(ctx, "data")?;
     let mut pairs = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
-        let (p, ch, rj) =
-            texts(&tok, row).map_err(|e| anyhow::anyhow!("input `data`, record {i}: {e}"))?;
-        pairs.push(
-            tokenize_pair(&tok, &p, &ch, &rj, c.max_length)
-                .map_err(|e| anyhow::anyhow!("input `data`, record {i}: {e}"))?,
-        );
+        // Each loss tokenizes as the TRL trainer that defines it: DPOTrainer, else CPOTrainer.
+        let pair = if r.loss == Loss::Dpo {
+            tokenize_pair_dpo(&tok, row, c.max_length)
+        } else {
+            texts(&tok, row).and_then(|(p, ch, rj)| tokenize_pair(&tok, &p, &ch, &rj, c.max_length))
+        };
+        pairs.push(pair.map_err(|e| anyhow::anyhow!("input `data`, record {i}: {e}"))?);
     }
     if pairs.is_empty() {
         bail!("input `data` has no preference pairs");

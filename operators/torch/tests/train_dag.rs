@@ -529,7 +529,7 @@ fn first_step(p: &Project, node: &str) -> serde_json::Value {
 }
 
 #[test]
-fn first_steps_match_trl_sft_and_cpo_trainers() {
+fn first_steps_match_trl_sft_cpo_and_dpo_trainers() {
     let records = tempfile::tempdir().unwrap();
     write_records(records.path());
     let r = records.path().display();
@@ -569,7 +569,15 @@ nodes:
     op: train.sft
     in: {{model: init.model, data: stage3.data}}
     with: {{max_steps: 1, batch_size: 16, max_length: 4096, device: cpu}}
-{simpo}{cpo}{both}"#,
+{simpo}{cpo}{both}  reference:
+    op: model.init
+    in: {{tokenizer: tok.tokenizer}}
+    with: {{size: tiny, seed: 6}}
+  dpo:
+    op: train.preference
+    in: {{model: init.model, data: pairs.data, reference: reference.model}}
+    with: {{loss: dpo, beta: 0.1, max_steps: 1, batch_size: 12, max_length: 4096, device: cpu}}
+"#,
         data = data.display(),
         simpo = pref("simpo", "simpo", 2.0, 0.5, 0.0),
         cpo = pref("cpo", "cpo", 0.1, 0.0, 1.0),
@@ -622,6 +630,40 @@ nodes:
         }
         eprintln!("{node} step 1: {} metrics equal TRL's", metrics.len());
     }
+
+    // DPO against a reference model of another seed, as TRL's DPOTrainer.
+    let reference = p.output("reference", "model");
+    let theirs = trl_first_step(
+        &model,
+        &records.path().join("pairs.jsonl"),
+        "dpo",
+        &["--beta", "0.1", "--reference", reference.to_str().unwrap()],
+        &scratch.path().join("dpo.json"),
+    );
+    let ours = first_step(&p, "dpo");
+    let (l1, l2) = (
+        ours["loss"].as_f64().unwrap(),
+        theirs["loss"].as_f64().unwrap(),
+    );
+    eprintln!("dpo: zest {ours}\nTRL {theirs}");
+    assert!(close(l1, l2), "dpo loss: zest {l1}, TRL {l2}");
+    assert!(
+        (l2 - std::f64::consts::LN_2).abs() > 1e-4,
+        "the reference equals the policy: {theirs}"
+    );
+    let metrics = theirs["metrics"].as_object().unwrap();
+    assert!(metrics.len() >= 6, "dpo: {theirs}");
+    for (k, v) in metrics {
+        let want = v.as_f64().unwrap();
+        let got = ours["metrics"][k]
+            .as_f64()
+            .unwrap_or_else(|| panic!("dpo: zest has no metric {k}: {ours}"));
+        assert!(close(got, want), "dpo {k}: zest {got}, TRL {want}");
+    }
+    eprintln!(
+        "dpo step 1: loss and {} metrics equal TRL's DPOTrainer",
+        metrics.len()
+    );
 }
 
 /// The chain on a CUDA device (`resources.gpu: 1`, `device: auto`); skipped without one.

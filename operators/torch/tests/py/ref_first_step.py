@@ -1,7 +1,7 @@
 """TRL's first-step loss and metrics on a dataset it tokenizes itself.
 
-    ref_first_step.py --model DIR --data RECORDS.jsonl --kind sft|simpo|cpo|simpo_cpo
-                      [--beta B --gamma G --alpha A] --out OUT.json
+    ref_first_step.py --model DIR --data RECORDS.jsonl --kind sft|simpo|cpo|simpo_cpo|dpo
+                      [--beta B --gamma G --alpha A] [--reference DIR] --out OUT.json
 
 The model directory holds the tokenizer and its chat template. All records form one batch,
 so the result does not depend on the order a trainer would draw them in.
@@ -14,6 +14,9 @@ simpo, cpo, simpo_cpo: records are TRL preference pairs (`chosen`/`rejected` con
 implicit prompt); a CPOTrainer extracts the prompt, applies the chat template and tokenizes
 (its own `tokenize_row`); its collator builds the batch and `get_batch_loss_metrics` gives the
 loss and every metric.
+
+dpo: the same pairs through a DPOTrainer (sigmoid loss) against the model in --reference; its
+`_compute_loss` gives the loss and records the metrics.
 
 OUT.json: {"loss": float, "metrics": {name: float}}.
 """
@@ -36,7 +39,7 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 import datasets
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from trl import SFTConfig, SFTTrainer
+from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 from trl.experimental.cpo import CPOConfig, CPOTrainer
 
 COMMON = dict(report_to=[], use_cpu=True, bf16=False, fp16=False, seed=0)
@@ -46,10 +49,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--kind", required=True, choices=["sft", "simpo", "cpo", "simpo_cpo"])
+    ap.add_argument("--kind", required=True, choices=["sft", "simpo", "cpo", "simpo_cpo", "dpo"])
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--gamma", type=float, default=0.5)
     ap.add_argument("--alpha", type=float, default=1.0)
+    ap.add_argument("--reference")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     datasets.disable_progress_bars()
@@ -74,6 +78,23 @@ def main() -> int:
             with torch.no_grad():
                 loss = trainer.compute_loss(trainer.model, batch)
             out = {"loss": loss.item(), "metrics": {}}
+        elif args.kind == "dpo":
+            reference = AutoModelForCausalLM.from_pretrained(
+                args.reference, dtype=torch.float32, attn_implementation="sdpa").eval()
+            rows = {"chosen": [r["chosen"] for r in records], "rejected": [r["rejected"] for r in records]}
+            conf = DPOConfig(output_dir=tmp, max_length=None, beta=args.beta, loss_type=["sigmoid"],
+                             per_device_train_batch_size=len(records), **COMMON)
+            trainer = DPOTrainer(model=model, ref_model=reference, args=conf,
+                                 train_dataset=datasets.Dataset.from_dict(rows), processing_class=tokenizer)
+            prepared = trainer.train_dataset
+            batch = trainer.data_collator([prepared[i] for i in range(len(prepared))])
+            batch = {k: v.to(trainer.accelerator.device) if hasattr(v, "to") else v for k, v in batch.items()}
+            with torch.no_grad():
+                loss = trainer._compute_loss(trainer.model, batch, return_outputs=False)
+            recorded = trainer._metrics["eval"] or trainer._metrics["train"]
+            keep = ("rewards/", "logps/")
+            out = {"loss": loss.item(),
+                   "metrics": {k: float(v[-1]) for k, v in recorded.items() if k.startswith(keep)}}
         else:
             options = {
                 "simpo": dict(loss_type="simpo", cpo_alpha=0.0),
