@@ -481,6 +481,198 @@ fn kill_9_during_cpt_then_resume_continues_to_the_same_model() {
     );
 }
 
+/// A SeaweedFS server (S3 and its filer) from infra/scripts/test-services.sh, stopped by PID
+/// when dropped.
+struct Seaweed {
+    dir: tempfile::TempDir,
+    port: u16,
+    env: Vec<(String, String)>,
+}
+
+impl Seaweed {
+    fn start(bucket: &str) -> Seaweed {
+        let tools = std::env::var_os("ZEST_TOOLS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(&std::env::var_os("HOME").unwrap()).join(".cache/zest-tools")
+            });
+        assert!(
+            tools.join("venv/bin/weed").exists(),
+            "SeaweedFS is not installed under {}: run `make test-tools`",
+            tools.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        // Below 32768, apart from the root suites' ports (12000 + …), spread by process id.
+        let port = 14000 + (std::process::id() % 97) as u16 * 20;
+        let o = Command::new("bash")
+            .arg("-c")
+            .arg("source \"$0\" && start_seaweed \"$@\"")
+            .arg(repo().join("infra/scripts/test-services.sh"))
+            .arg(dir.path())
+            .arg(port.to_string())
+            .arg(bucket)
+            .env("ZEST_TOOLS_DIR", &tools)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "cannot start SeaweedFS: {}", text(&o));
+        let env = std::fs::read_to_string(dir.path().join("seaweed.env"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches(['"', '\'']).to_string()))
+            .collect();
+        Seaweed { dir, port, env }
+    }
+
+    fn get(&self, key: &str) -> &str {
+        &self.env.iter().find(|(k, _)| k == key).unwrap().1
+    }
+
+    /// `zest` with the S3 credentials and endpoint.
+    fn zest(&self, p: &Project) -> Command {
+        let mut c = p.cmd();
+        c.env("AWS_ACCESS_KEY_ID", self.get("ZEST_S3_ACCESS_KEY"))
+            .env("AWS_SECRET_ACCESS_KEY", self.get("ZEST_S3_SECRET_KEY"))
+            .env("AWS_ENDPOINT_URL", self.get("ZEST_S3_ENDPOINT"))
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE");
+        c
+    }
+
+    /// The object keys under `prefix` of `bucket`, read through the filer's HTTP listing.
+    fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let script = r#"
+import json, sys, urllib.request, urllib.error
+base, out = sys.argv[1], []
+def walk(path):
+    req = urllib.request.Request(base + path + "?limit=10000", headers={"Accept": "application/json"})
+    try:
+        listing = json.load(urllib.request.urlopen(req))
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return
+        raise
+    for e in listing.get("Entries") or []:
+        name = e["FullPath"]
+        if e.get("Mode", 0) & 0x80000000:
+            walk(name + "/")
+        else:
+            out.append(name)
+walk(sys.argv[2])
+print("\n".join(out))
+"#;
+        let o = Command::new(python())
+            .args(["-c", script])
+            .arg(format!("http://127.0.0.1:{}", self.port + 5))
+            .arg(format!("/buckets/{bucket}/{prefix}"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "filer listing: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg("-c")
+            .arg("source \"$0\" && stop_service \"$1\" seaweed")
+            .arg(repo().join("infra/scripts/test-services.sh"))
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+/// The text of every `cpt.log` under the project's state directory.
+fn cpt_logs(p: &Project) -> String {
+    walk(&p.path().join(".zest"))
+        .iter()
+        .filter(|f| f.file_name().is_some_and(|n| n == "cpt.log"))
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .collect()
+}
+
+#[test]
+fn checkpoints_on_s3_survive_kill_9_and_are_removed_after_commit() {
+    let steps = 40;
+    let none = Path::new("/nonexistent");
+    let whole = Project::new(&dag(steps, 5, false, none));
+    let o = whole.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let s3 = Seaweed::start("zest-ckpt");
+    let store = "s3://zest-ckpt/train";
+    let p = Project::new(&dag(steps, 5, false, none));
+    let mut child = s3
+        .zest(&p)
+        .args(["run", "dag.yaml", "--store", store])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !cpt_logs(&p).contains("saved the checkpoint of step 10") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before a checkpoint"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of step 10 appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unsafe {
+        libc_kill(child.id() as i32);
+    }
+    let _ = child.wait();
+    // The checkpoints are in the bucket, nowhere in the project.
+    let saved = s3.keys("zest-ckpt", "train/checkpoints/");
+    let markers: Vec<u64> = saved
+        .iter()
+        .filter_map(|k| k.rsplit('/').next()?.strip_suffix(".json")?.parse().ok())
+        .collect();
+    assert!(
+        markers.contains(&10),
+        "no committed checkpoint of step 10 in S3: {saved:?}"
+    );
+    assert!(checkpoint_steps(&p).is_empty());
+
+    let runs = p.zest(&["runs", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    let o = s3
+        .zest(&p)
+        .args(["resume", &run_id, "--report", "run.json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let log = cpt_logs(&p);
+    assert!(
+        log.contains("resuming from the checkpoint of step"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("resuming from the checkpoint of step 0/"),
+        "{log}"
+    );
+    // The same model as the uninterrupted local run, and the checkpoints gone once committed.
+    let digest = p.node("cpt")["outputs"]["model"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(digest, whole.digest("cpt", "model"));
+    let left = s3.keys("zest-ckpt", "train/checkpoints/");
+    assert!(
+        left.is_empty(),
+        "checkpoints left after the commit: {left:?}"
+    );
+}
+
 unsafe fn libc_kill(pid: i32) {
     extern "C" {
         fn kill(pid: i32, sig: i32) -> i32;
