@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The element type weights are kept and trained in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// 32-bit floats.
@@ -15,6 +15,22 @@ pub enum Precision {
     /// bfloat16 (weights, activations and optimiser state).
     #[serde(alias = "bf16")]
     Bfloat16,
+}
+
+/// Written by hand so that the schema, which `zest validate` checks, accepts the short names
+/// serde accepts (`f32`, `fp32`, `bf16`).
+impl JsonSchema for Precision {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Precision".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "The element type weights are kept and trained in: float32 (f32, fp32) or bfloat16 (bf16).",
+            "type": "string",
+            "enum": ["float32", "bfloat16", "f32", "fp32", "bf16"]
+        })
+    }
 }
 
 impl Precision {

@@ -925,6 +925,54 @@ fn bad_inputs_fail_the_node_with_the_cause() {
     if e.contains("is kept") {
         assert!(!checkpoint_steps(&p).is_empty(), "{e}");
     }
+    // Out of memory: the node's limit stops it, naming the limit; what finished stays.
+    let p = Project::new(&base.replace(
+        "retries: {max: 0}",
+        "retries: {max: 0}\n    resources: {memory: 64MiB}",
+    ));
+    let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let e = node_error(&p, "cpt");
+    assert!(
+        e.contains("over its limit of 64") && e.contains("resources.memory"),
+        "{e}"
+    );
+    assert_eq!(p.node("init")["status"], "succeeded");
+    assert!(p.output("init", "model").join("model.safetensors").exists());
+}
+
+#[test]
+fn cpt_trains_in_bfloat16_on_cpu() {
+    let none = Path::new("/nonexistent");
+    let p = Project::new(
+        &dag(12, 0, false, none).replace("device: cpu", "device: cpu\n      dtype: bf16"),
+    );
+    let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = p.output("cpt", "model");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["torch_dtype"], "bfloat16", "{cfg}");
+    let r: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.output("cpt", "report").join("report.json")).unwrap(),
+    )
+    .unwrap();
+    let losses: Vec<f64> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 12);
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    assert!(
+        losses[11] < losses[0],
+        "bf16 training did not learn: {losses:?}"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let (ours, theirs) = logits_both(&dir, scratch.path());
+    let d = max_diff(&ours, &theirs);
+    assert!(d <= 1e-4, "bf16 model: max |Δlogit| = {d}");
 }
 
 #[test]
