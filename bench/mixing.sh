@@ -6,7 +6,8 @@
 # exp3 with learning_progress, uniform, proportional (to tokens); the same budget; SEEDS seeds.
 # For each run: the first validation step at which the mixture's loss reaches uniform's final
 # validation loss (same seed), and the final loss. Prints one JSON line per run and a summary.
-# Usage: bash bench/mixing.sh   (STEPS=300, EVERY=10, SEEDS="1 2 3", SEQ=64, BATCH=8,
+# Usage: bash bench/mixing.sh   (STEPS=300, EVERY=10, SEEDS="1 2 3", SEQ=64, BATCH=8, LR=0.002,
+# WARMUP=10, SIZE=tiny,
 # RUNS="uniform:loss proportional:loss exp3:loss exp3:learning_progress", KEEP=1 keeps the
 # scratch directory)
 set -euo pipefail
@@ -17,6 +18,9 @@ EVERY="${EVERY:-10}"
 SEEDS="${SEEDS:-1 2 3}"
 SEQ="${SEQ:-64}"
 BATCH="${BATCH:-8}"
+LR="${LR:-0.002}"
+WARMUP="${WARMUP:-10}"
+SIZE="${SIZE:-tiny}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zest/target}"
 VENV="${ZEST_TORCH_VENV:-$HOME/.cache/zest-py/torch-venv}"
 py="$VENV/bin/python"
@@ -75,7 +79,7 @@ nodes:
   init:
     op: model.init
     in: {tokenizer: tok.tokenizer}
-    with: {size: tiny, seed: 1}
+    with: {size: $SIZE, seed: 1}
   cpt:
     op: train.cpt
     in: {model: init.model, abstracts: abstracts.data, answers: answers.data, noise: noise_data.data}
@@ -84,7 +88,7 @@ nodes:
       seq_len: $SEQ
       batch_size: $BATCH
       max_steps: $STEPS
-      optim: {lr: 0.002, warmup_steps: 10}
+      optim: {lr: $LR, warmup_steps: $WARMUP}
       mixing: {strategy: "\${params.strategy}", reward: "\${params.reward}"}
       validation: {every_steps: $EVERY, holdout_sequences: 16, sources: [abstracts, answers]}
       checkpoint: {every_steps: 0}

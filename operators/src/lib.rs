@@ -12,12 +12,14 @@
 //! - [`train`]: `model.load`, `model.init`, `train.tokenizer`, `train.cpt`, `train.sft`,
 //!   `train.preference`; the libtorch ones run in
 //!   `zest-torch` workers (`zest-operators-torch`).
+//! - [`eval`]: `eval.mcq`, zero-shot multiple-choice benchmarks (generation in `zest-torch`).
 #![warn(missing_docs)]
 
 pub mod augment;
 pub mod clean;
 pub mod core;
 pub mod data;
+pub mod eval;
 pub mod ingest;
 pub mod train;
 
@@ -60,7 +62,8 @@ pub fn registry() -> Registry {
         .register::<train::tokenizer::TrainTokenizer>()
         .register::<train::cpt::Cpt>()
         .register::<train::sft::Sft>()
-        .register::<train::preference::TrainPreference>();
+        .register::<train::preference::TrainPreference>()
+        .register::<eval::mcq::EvalMcq>();
     r
 }
 

@@ -6,6 +6,7 @@
 
 pub mod common;
 pub mod cpt;
+pub mod eval;
 pub mod init;
 pub mod mixer;
 pub mod model_dir;
@@ -32,6 +33,7 @@ impl TorchRunner for Runner {
             "train.cpt" => cpt::run(&parse(config)?, ctx),
             "train.sft" => sft::run(&parse(config)?, ctx),
             "train.preference" => preference::run(&parse(config)?, ctx),
+            "eval.mcq" => eval::run(&parse(config)?, ctx),
             other => anyhow::bail!("zest-torch has no implementation of `{other}`"),
         }
     }

@@ -3,119 +3,14 @@
 //! models load in transformers with the same logits; `kill -9` during `train.cpt` and
 //! `zest resume` continue from the newest checkpoint to the same final model, bit for bit.
 
+mod common;
+use common::{python, repo, text, Project};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use zest_kernels_torch::mask::{positions_from_start, Attention};
 use zest_kernels_torch::tch::{Device, Kind, Tensor};
 use zest_kernels_torch::{checkpoint, Transformer};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `zest`, built beside this test's binary (`make test` builds every binary first).
-fn zest_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("zest");
-    assert!(
-        p.exists(),
-        "{} is missing: build the workspace's binaries first (`make build`)",
-        p.display()
-    );
-    p
-}
-
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("ZEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    Path::new(&std::env::var_os("HOME").unwrap()).join(".cache/zest-py/torch-venv/bin/python")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    fn new(dag: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("dag.yaml"), dag).unwrap();
-        Project { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(zest_bin());
-        c.current_dir(self.path())
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("ZEST_STORE")
-            .env_remove("ZEST_STATE_DIR")
-            .env("CI", "1");
-        c
-    }
-
-    fn zest(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
-    }
-
-    fn report(&self) -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(self.path().join("run.json")).unwrap())
-            .unwrap()
-    }
-
-    /// Node `node`'s entry in the last report.
-    fn node(&self, node: &str) -> serde_json::Value {
-        self.report()["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["node"] == node)
-            .unwrap_or_else(|| panic!("no node {node}"))
-            .clone()
-    }
-
-    /// The directory of output `port` of node `node` in the last report.
-    fn output(&self, node: &str, port: &str) -> PathBuf {
-        let n = self.node(node);
-        let digest = n["outputs"][port]["digest"].as_str().unwrap();
-        self.path().join(".zest/artifacts").join(digest)
-    }
-
-    /// The log of node `node` in the last report.
-    fn log(&self, node: &str) -> String {
-        let n = self.node(node);
-        n["log"]
-            .as_str()
-            .map(|l| {
-                std::fs::read_to_string(self.path().join(l))
-                    .or_else(|_| std::fs::read_to_string(l))
-                    .unwrap_or_default()
-            })
-            .unwrap_or_default()
-    }
-
-    fn digest(&self, node: &str, port: &str) -> String {
-        self.output(node, port)
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned()
-    }
-}
 
 /// Records of every SFT stage and preference pairs, made from the embedded samples and written
 /// as JSONL into `dir`: stage 1 Alpaca (PubMedQA question → long answer), stage 2 TRL
