@@ -169,9 +169,8 @@ pub fn load_items(c: &McqConfig, ctx: &OpContext) -> Result<Vec<Item>> {
             .unwrap_or_else(|| format!("data{}", d + 1));
         let rows = read_rows_at(ctx, d)?;
         let base = items::medmcqa_cop_base(&rows);
-        let mut n = 0;
         for (i, row) in rows.iter().enumerate() {
-            if c.limit.is_some_and(|l| n >= l) {
+            if c.limit.is_some_and(|l| i >= l) {
                 break;
             }
             let mut item = items::read(row, c.layout, &exam, i, base).map_err(|e| {
@@ -189,7 +188,6 @@ pub fn load_items(c: &McqConfig, ctx: &OpContext) -> Result<Vec<Item>> {
                 );
             }
             out.push(item);
-            n += 1;
         }
     }
     if out.is_empty() {

@@ -261,13 +261,12 @@ pub fn texts(tok: &TextTokenizer, row: &Value) -> Result<(String, String, String
     Ok((prompt_text, pc[n..].to_string(), pr[n..].to_string()))
 }
 
+/// Prompt, chosen and rejected messages.
+type Turns = (Vec<Value>, Vec<Value>, Vec<Value>);
+
 /// The (prompt, chosen, rejected) messages of a conversational record; an implicit prompt is
 /// the turns `chosen` and `rejected` share (TRL's `extract_prompt`).
-fn conversation(
-    prompt: Option<&Value>,
-    chosen: &Value,
-    rejected: &Value,
-) -> Result<(Vec<Value>, Vec<Value>, Vec<Value>), String> {
+fn conversation(prompt: Option<&Value>, chosen: &Value, rejected: &Value) -> Result<Turns, String> {
     if !is_conversation(chosen) || !is_conversation(rejected) {
         return Err(
             "`chosen` and `rejected` must both be text or both be lists of messages".into(),
