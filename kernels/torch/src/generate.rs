@@ -68,8 +68,20 @@ pub struct Sample {
 /// Decodes token ids to text, for stop strings.
 pub type Decode<'a> = &'a dyn Fn(&[i64]) -> String;
 
+/// Called with (prompt index, sample index, token) as each token is picked.
+pub type OnToken<'a> = &'a mut dyn FnMut(usize, usize, i64);
+
+/// The seed of prompt `index` when a batch shares one seed.
+pub fn prompt_seed(seed: u64, index: usize) -> u64 {
+    let mut z = seed ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Generates `params.n` samples for each prompt (token ids). `pad_id` fills the left padding.
 /// `decode` is needed when `params.stop_strings` is not empty. Returns, per prompt, its samples.
+/// Prompt `i` samples with the seed [`prompt_seed`]`(params.seed, i)`.
 pub fn generate(
     model: &Transformer,
     prompts: &[Vec<i64>],
@@ -77,6 +89,31 @@ pub fn generate(
     pad_id: i64,
     decode: Option<Decode>,
 ) -> Result<Vec<Vec<Sample>>> {
+    let seeds: Vec<u64> = (0..prompts.len())
+        .map(|i| prompt_seed(params.seed, i))
+        .collect();
+    generate_seeded(model, prompts, &seeds, params, pad_id, decode, None)
+}
+
+/// [`generate`] with a seed per prompt (`params.seed` is not used) and a callback for each
+/// token. Every sample draws from a generator of its own, seeded by its prompt's seed and its
+/// index, so a prompt's samples do not depend on the other prompts of the batch.
+pub fn generate_seeded(
+    model: &Transformer,
+    prompts: &[Vec<i64>],
+    seeds: &[u64],
+    params: &SamplingParams,
+    pad_id: i64,
+    decode: Option<Decode>,
+    mut on_token: Option<OnToken>,
+) -> Result<Vec<Vec<Sample>>> {
+    if seeds.len() != prompts.len() {
+        return Err(other(format!(
+            "{} seeds for {} prompts",
+            seeds.len(),
+            prompts.len()
+        )));
+    }
     if prompts.iter().any(Vec::is_empty) {
         return Err(other("every prompt needs at least one token"));
     }
@@ -129,19 +166,32 @@ pub fn generate(
         .logits(&hidden.select(1, width as i64 - 1))
         .to_kind(Kind::Float);
 
-    let mut rng = Rng::new(params.seed);
+    let mut rngs: Vec<Rng> = (0..rows.len())
+        .map(|r| Rng::new(prompt_seed(seeds[r / params.n], r % params.n)))
+        .collect();
     let mut out: Vec<Vec<i64>> = vec![Vec::new(); rows.len()];
     let mut finish: Vec<Option<Finish>> = vec![None; rows.len()];
     // Batch row -> output row, for the rows still running.
     let mut active: Vec<usize> = (0..rows.len()).collect();
     while !active.is_empty() {
-        let next = pick(&last, params, &mut rng);
+        let uniforms: Vec<f32> = if params.temperature == 0.0 {
+            vec![]
+        } else {
+            active
+                .iter()
+                .map(|&row| rngs[row].uniform() as f32)
+                .collect()
+        };
+        let next = pick_with(&last, params, &uniforms);
         let next_vec: Vec<i64> =
             Vec::<i64>::try_from(&next.to_device(Device::Cpu)).map_err(|e| other(e.to_string()))?;
         let mut keep = Vec::with_capacity(active.len());
         for (b, &row) in active.iter().enumerate() {
             let tok = next_vec[b];
             out[row].push(tok);
+            if let Some(f) = on_token.as_mut() {
+                f(row / params.n, row % params.n, tok);
+            }
             let done = if params.stop_token_ids.contains(&tok) {
                 Some(Finish::Eos)
             } else if !params.stop_strings.is_empty()
@@ -195,16 +245,28 @@ pub fn stop_at(text: &str, stops: &[String]) -> Option<usize> {
     stops.iter().filter_map(|s| text.find(s.as_str())).min()
 }
 
-/// Picks one token per row of `logits` (`[rows, vocab]`, float32).
+/// Picks one token per row of `logits` (`[rows, vocab]`, float32), drawing from `rng` row by
+/// row.
 pub fn pick(logits: &Tensor, params: &SamplingParams, rng: &mut Rng) -> Tensor {
+    let u: Vec<f32> = if params.temperature == 0.0 {
+        vec![]
+    } else {
+        (0..logits.size()[0])
+            .map(|_| rng.uniform() as f32)
+            .collect()
+    };
+    pick_with(logits, params, &u)
+}
+
+/// Picks one token per row of `logits` with one uniform draw per row (unused when greedy).
+pub fn pick_with(logits: &Tensor, params: &SamplingParams, uniforms: &[f32]) -> Tensor {
     if params.temperature == 0.0 {
         return logits.argmax(-1, false);
     }
     let probs = sampling_probs(logits, params);
     let rows = probs.size()[0];
-    // Inverse transform sampling with the seeded generator: the same draws on every device.
-    let u: Vec<f32> = (0..rows).map(|_| rng.uniform() as f32).collect();
-    let u = Tensor::from_slice(&u)
+    // Inverse transform sampling with seeded generators: the same draws on every device.
+    let u = Tensor::from_slice(uniforms)
         .to_device(probs.device())
         .view([rows, 1]);
     let cdf = probs.cumsum(-1, Kind::Float);

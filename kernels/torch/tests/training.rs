@@ -392,6 +392,45 @@ fn sampling_is_seeded_and_respects_top_k_n_and_stop_strings() {
 }
 
 #[test]
+fn a_prompts_samples_do_not_depend_on_its_batch() {
+    let dir = tiny("llama");
+    let tok = TextTokenizer::from_dir(&dir).unwrap();
+    let model = checkpoint::load(&dir, Device::Cpu, Some(Kind::Float)).unwrap();
+    let prompts: Vec<Vec<i64>> = DOCS[..3]
+        .iter()
+        .map(|d| tok.encode(d, true).unwrap())
+        .collect();
+    let p = SamplingParams {
+        max_new_tokens: 10,
+        temperature: 0.9,
+        top_p: 0.95,
+        n: 2,
+        ..Default::default()
+    };
+    let mut streamed: Vec<Vec<i64>> = vec![vec![]; 6];
+    let mut on = |prompt: usize, sample: usize, t: i64| streamed[prompt * 2 + sample].push(t);
+    let batch =
+        generate::generate_seeded(&model, &prompts, &[11, 12, 13], &p, 0, None, Some(&mut on))
+            .unwrap();
+    for (i, prompt) in prompts.iter().enumerate() {
+        let alone = generate::generate_seeded(
+            &model,
+            std::slice::from_ref(prompt),
+            &[11 + i as u64],
+            &p,
+            0,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(alone[0], batch[i], "prompt {i} alone and in the batch");
+        for s in 0..2 {
+            assert_eq!(streamed[i * 2 + s], batch[i][s].token_ids);
+        }
+    }
+}
+
+#[test]
 fn top_p_keeps_the_smallest_set_reaching_p() {
     let logits = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0])
         .log_softmax(-1, Kind::Float)
