@@ -166,6 +166,15 @@ pub enum ModelAction {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions,
+    /// /v1/completions, /v1/models) on 127.0.0.1; run by zest-torch, see
+    /// `zest model serve --help`.
+    #[command(disable_help_flag = true)]
+    Serve {
+        /// --model DIR [--port 8000] [--host 127.0.0.1] [--max-batch 32] ...
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -137,7 +137,7 @@ pub async fn dispatch(cli: Cli, registry: Registry) -> i32 {
             action: ModelAction::Info { dir, json },
         } => model_info_cmd(&dir, json),
         Command::Model {
-            action: ModelAction::Generate { .. },
+            action: ModelAction::Generate { .. } | ModelAction::Serve { .. },
         } => crate::torch_exec::exec_zest_torch(),
         Command::Node { .. } => unreachable!("handled in main"),
     }

@@ -5,6 +5,7 @@
 
 mod args;
 mod generate;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -50,6 +51,8 @@ enum NodeAction {
 enum ModelAction {
     /// Generate text from a prompt (greedy unless --temperature > 0).
     Generate(args::GenerateArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API.
+    Serve(args::ServeArgs),
 }
 
 fn main() {
@@ -58,6 +61,9 @@ fn main() {
         Command::Model {
             action: ModelAction::Generate(args),
         } => generate::run(&args),
+        Command::Model {
+            action: ModelAction::Serve(args),
+        } => serve::run(&args),
         Command::Node { action } => node(&action),
     };
     std::process::exit(code);
