@@ -189,6 +189,30 @@ pub struct Pair {
     pub rejected_labels: Vec<i64>,
 }
 
+impl Pair {
+    /// A pair from chosen and rejected (ids, labels); refused when either has no scored token
+    /// left within `max_length`.
+    fn scored(
+        (chosen_ids, chosen_labels): (Vec<i64>, Vec<i64>),
+        (rejected_ids, rejected_labels): (Vec<i64>, Vec<i64>),
+        max_length: usize,
+    ) -> Result<Pair, String> {
+        if chosen_labels.iter().all(|l| *l == IGNORE)
+            || rejected_labels.iter().all(|l| *l == IGNORE)
+        {
+            return Err(format!(
+                "the prompt alone fills max_length ({max_length}): nothing of a response is left"
+            ));
+        }
+        Ok(Pair {
+            chosen_ids,
+            chosen_labels,
+            rejected_ids,
+            rejected_labels,
+        })
+    }
+}
+
 fn is_conversation(v: &Value) -> bool {
     v.as_array()
         .is_some_and(|a| a.iter().all(|m| m.get("role").is_some()))
@@ -342,19 +366,7 @@ pub fn tokenize_pair_dpo(
             .collect();
         (ids, labels)
     };
-    let (chosen_ids, chosen_labels) = join(pc);
-    let (rejected_ids, rejected_labels) = join(pr);
-    if chosen_labels.iter().all(|l| *l == IGNORE) || rejected_labels.iter().all(|l| *l == IGNORE) {
-        return Err(format!(
-            "the prompt alone fills max_length ({max_length}): nothing of a response is left"
-        ));
-    }
-    Ok(Pair {
-        chosen_ids,
-        chosen_labels,
-        rejected_ids,
-        rejected_labels,
-    })
+    Pair::scored(join(pc), join(pr), max_length)
 }
 
 /// Token ids of `prompt + answer`, split where the prompt ends (TRL's `build_tokenized_answer`:
@@ -414,19 +426,7 @@ pub fn tokenize_pair(
             .collect();
         ([p, a].concat(), labels)
     };
-    let (chosen_ids, chosen_labels) = join(cp, ca);
-    let (rejected_ids, rejected_labels) = join(rp, ra);
-    if chosen_labels.iter().all(|l| *l == IGNORE) || rejected_labels.iter().all(|l| *l == IGNORE) {
-        return Err(format!(
-            "the prompt alone fills max_length ({max_length}): nothing of a response is left"
-        ));
-    }
-    Ok(Pair {
-        chosen_ids,
-        chosen_labels,
-        rejected_ids,
-        rejected_labels,
-    })
+    Pair::scored(join(cp, ca), join(rp, ra), max_length)
 }
 
 /// `train.preference`.

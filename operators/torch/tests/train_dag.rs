@@ -327,25 +327,7 @@ fn kill_9_during_cpt_then_resume_continues_to_the_same_model() {
 
     let p = Project::new(&dag(steps, 5, false, none));
     let mut child = p.cmd().args(["run", "dag.yaml"]).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        if checkpoint_steps(&p).iter().any(|s| *s >= 10) {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before a checkpoint"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint of step 10 appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    unsafe {
-        libc_kill(child.id() as i32);
-    }
-    let _ = child.wait();
+    kill_9_once(&mut child, || checkpoint_steps(&p).iter().any(|s| *s >= 10));
     let saved = checkpoint_steps(&p).into_iter().max().unwrap();
     assert!(saved < steps, "training had finished ({saved})");
     let runs = p.zest(&["runs", "--json"]);
@@ -509,22 +491,9 @@ fn checkpoints_on_s3_survive_kill_9_and_are_removed_after_commit() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !cpt_logs(&p).contains("saved the checkpoint of step 10") {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before a checkpoint"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint of step 10 appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    unsafe {
-        libc_kill(child.id() as i32);
-    }
-    let _ = child.wait();
+    kill_9_once(&mut child, || {
+        cpt_logs(&p).contains("saved the checkpoint of step 10")
+    });
     // The checkpoints are in the bucket, nowhere in the project.
     let saved = s3.keys("zest-ckpt", "train/checkpoints/");
     let markers: Vec<u64> = saved
@@ -566,6 +535,27 @@ fn checkpoints_on_s3_survive_kill_9_and_are_removed_after_commit() {
         left.is_empty(),
         "checkpoints left after the commit: {left:?}"
     );
+}
+
+/// Waits (10 minutes at most) until `saved` says the checkpoint of step 10 is there, then
+/// kills `child` with SIGKILL.
+fn kill_9_once(child: &mut std::process::Child, saved: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !saved() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before a checkpoint"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of step 10 appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unsafe {
+        libc_kill(child.id() as i32);
+    }
+    let _ = child.wait();
 }
 
 unsafe fn libc_kill(pid: i32) {
