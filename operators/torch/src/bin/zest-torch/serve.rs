@@ -153,7 +153,7 @@ fn model_loop(
         let mut rows = 0;
         let mut i = 0;
         while i < waiting.len() {
-            let n = waiting[i].prompts.len();
+            let n = waiting[i].prompts.len() * waiting[i].params.n;
             if params_key(&waiting[i].params) == key && (batch.is_empty() || rows + n <= max_batch)
             {
                 rows += n;
