@@ -11,7 +11,7 @@ use super::extract::{extract, follows_format, Method};
 use super::items::{self, letter, Item, Layout};
 use super::stats::{accuracy, Accuracy};
 use crate::train::common::{check_device, default_device, Precision};
-use crate::train::data::read_rows;
+use crate::train::data::{batch_rows, read_rows};
 use anyhow::{bail, Context, Result};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -210,13 +210,7 @@ fn read_rows_at(ctx: &OpContext, d: usize) -> Result<Vec<Value>> {
             .build()?;
     let mut out = vec![];
     for batch in reader {
-        let mut w = datafusion::arrow::json::ArrayWriter::new(Vec::new());
-        w.write(&batch?)?;
-        w.finish()?;
-        let buf = w.into_inner();
-        if !buf.is_empty() {
-            out.extend(serde_json::from_slice::<Vec<Value>>(&buf)?);
-        }
+        out.extend(batch_rows(&batch?)?);
     }
     Ok(out)
 }

@@ -188,6 +188,14 @@ pub struct CheckpointPolicy {
     pub keep_after_commit: usize,
 }
 
+impl CheckpointPolicy {
+    /// Whether a checkpoint is due after `step` (none after the last step: the node commits
+    /// its outputs then).
+    pub fn due(&self, step: u64, last: bool) -> bool {
+        self.every_steps > 0 && step % self.every_steps == 0 && !last
+    }
+}
+
 impl Default for CheckpointPolicy {
     fn default() -> Self {
         CheckpointPolicy {

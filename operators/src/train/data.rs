@@ -27,21 +27,27 @@ pub fn read_texts(ctx: &OpContext, port: &str, field: &str, column: &str) -> Res
 /// Every row of the datasets on input `port` as a JSON object (Arrow's JSON encoding: nested
 /// lists and structs as JSON, nulls left out).
 pub fn read_rows(ctx: &OpContext, port: &str) -> Result<Vec<serde_json::Value>> {
-    use datafusion::arrow::json::ArrayWriter;
     ctx.block_on(async {
         let (_, mut stream) = docs::open(ctx, port).await?;
         let mut out = vec![];
         while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            let mut w = ArrayWriter::new(Vec::new());
-            w.write(&batch)?;
-            w.finish()?;
-            let buf = w.into_inner();
-            if !buf.is_empty() {
-                let rows: Vec<serde_json::Value> = serde_json::from_slice(&buf)?;
-                out.extend(rows);
-            }
+            out.extend(batch_rows(&batch?)?);
         }
         Ok(out)
+    })
+}
+
+/// The rows of one record batch as JSON objects, encoded as [`read_rows`] encodes them.
+pub fn batch_rows(
+    batch: &datafusion::arrow::record_batch::RecordBatch,
+) -> Result<Vec<serde_json::Value>> {
+    let mut w = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    w.write(batch)?;
+    w.finish()?;
+    let buf = w.into_inner();
+    Ok(if buf.is_empty() {
+        vec![]
+    } else {
+        serde_json::from_slice(&buf)?
     })
 }

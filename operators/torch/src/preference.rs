@@ -290,7 +290,7 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
             );
             ctx.progress(&note);
         }
-        if c.checkpoint.every_steps > 0 && step % c.checkpoint.every_steps == 0 && !last {
+        if c.checkpoint.due(step, last) {
             state.seconds = seconds_before + started.elapsed().as_secs_f64();
             save_checkpoint(ctx, &model, &opt, &state, step, c.checkpoint.keep)?;
         }

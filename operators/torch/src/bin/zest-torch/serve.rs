@@ -61,7 +61,7 @@ enum Event {
 
 struct Shared {
     name: String,
-    tok: TextTokenizer,
+    tok: Arc<TextTokenizer>,
     max_len: usize,
     jobs: mpsc::Sender<Job>,
 }
@@ -69,8 +69,10 @@ struct Shared {
 fn serve(args: &ServeArgs) -> Result<()> {
     let dev = device::parse_device(&args.device)?;
     let kind = args.dtype.as_deref().map(device::parse_kind).transpose()?;
-    let tok = TextTokenizer::from_dir(&args.model)
-        .with_context(|| format!("cannot load the tokenizer of {}", args.model.display()))?;
+    let tok = Arc::new(
+        TextTokenizer::from_dir(&args.model)
+            .with_context(|| format!("cannot load the tokenizer of {}", args.model.display()))?,
+    );
     let model = checkpoint::load(&args.model, dev, kind)?;
     let eos = generate::eos_ids(&args.model, &model.config, &tok)?;
     let pad = model.config.pad_token_id.unwrap_or(0);
@@ -84,7 +86,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
         bail!("--max-batch must be at least 1");
     }
     let (tx, rx) = mpsc::channel::<Job>();
-    let decode_tok = TextTokenizer::from_dir(&args.model)?;
+    let decode_tok = tok.clone();
     let max_batch = args.max_batch;
     let batch_wait = Duration::from_millis(args.batch_wait_ms);
     std::thread::Builder::new()
@@ -127,7 +129,7 @@ fn serve(args: &ServeArgs) -> Result<()> {
 /// The model thread: takes waiting jobs in batches of compatible sampling settings.
 fn model_loop(
     model: Transformer,
-    tok: TextTokenizer,
+    tok: Arc<TextTokenizer>,
     rx: mpsc::Receiver<Job>,
     eos: Vec<i64>,
     pad: i64,
