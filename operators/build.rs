@@ -87,7 +87,7 @@ fn main() {
         let mut h = Sha256::new();
         h.update(common_hash.as_bytes());
         h.update(hash(&root, std::slice::from_ref(f)).as_bytes());
-        if name == "train" || name == "eval" {
+        if name == "train" || name == "eval" || name == "generate" {
             // The libtorch half of these operators lives in other crates.
             h.update(hash(&root, &torch_code(&root)).as_bytes());
         }

@@ -120,7 +120,7 @@ impl Checkpoints {
     }
 
     /// Runs `f` on the store: the remote path on its own runtime.
-    fn run<'a, T, Fut>(&'a self, f: impl FnOnce(&'a ArtifactStore) -> Fut) -> Result<T>
+    pub(crate) fn run<'a, T, Fut>(&'a self, f: impl FnOnce(&'a ArtifactStore) -> Fut) -> Result<T>
     where
         Fut: std::future::Future<Output = Result<T>> + 'a,
     {

@@ -15,6 +15,7 @@ pub mod digest;
 pub mod graph;
 pub mod lineage;
 pub mod localfs;
+pub mod memo;
 pub mod operator;
 pub mod params;
 pub mod plan;

@@ -424,6 +424,13 @@ impl OpContext {
             .ok_or_else(|| anyhow::anyhow!("this node runs without a store for checkpoints"))
     }
 
+    /// The memo entries of `namespace` in the node's store (see [`crate::memo`]): results
+    /// keyed by what produced them, kept after the node commits, so that a retry, a resume or
+    /// a rerun finds the work already done.
+    pub fn memo(&self, namespace: &str) -> anyhow::Result<crate::memo::Memo<'_>> {
+        crate::memo::Memo::new(self.checkpoints()?, namespace)
+    }
+
     /// Leaves a one-line progress note (say `step 120/400 | loss 3.21 | ETA 4m`), which the
     /// terminal's status line shows while the node runs (and line mode prints every 30 s).
     /// Cheap enough to call every step; errors are ignored.

@@ -12,6 +12,9 @@
 //! - [`train`]: `model.load`, `model.init`, `train.tokenizer`, `train.cpt`, `train.sft`,
 //!   `train.preference`; the libtorch ones run in
 //!   `zest-torch` workers (`zest-operators-torch`).
+//! - [`generate`]: `generate.reasoning` (dual-expert chains of thought) and
+//!   `generate.rejection` (preference pairs by rejection sampling), on a `local` model or an
+//!   OpenAI-compatible endpoint.
 //! - [`eval`]: `eval.mcq`, zero-shot multiple-choice benchmarks (generation in `zest-torch`).
 #![warn(missing_docs)]
 
@@ -20,6 +23,7 @@ pub mod clean;
 pub mod core;
 pub mod data;
 pub mod eval;
+pub mod generate;
 pub mod ingest;
 pub mod train;
 
@@ -63,6 +67,8 @@ pub fn registry() -> Registry {
         .register::<train::cpt::Cpt>()
         .register::<train::sft::Sft>()
         .register::<train::preference::TrainPreference>()
+        .register::<generate::reasoning::Reasoning>()
+        .register::<generate::rejection::Rejection>()
         .register::<eval::mcq::EvalMcq>();
     r
 }

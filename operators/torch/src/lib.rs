@@ -7,6 +7,7 @@
 pub mod common;
 pub mod cpt;
 pub mod eval;
+pub mod generate;
 pub mod init;
 pub mod mixer;
 pub mod model_dir;
@@ -34,6 +35,12 @@ impl TorchRunner for Runner {
             "train.sft" => sft::run(&parse(config)?, ctx),
             "train.preference" => preference::run(&parse(config)?, ctx),
             "eval.mcq" => eval::run(&parse(config)?, ctx),
+            "generate.reasoning" => {
+                zest_operators::generate::reasoning::execute(&parse(config)?, ctx)
+            }
+            "generate.rejection" => {
+                zest_operators::generate::rejection::execute(&parse(config)?, ctx)
+            }
             other => anyhow::bail!("zest-torch has no implementation of `{other}`"),
         }
     }
@@ -42,4 +49,5 @@ impl TorchRunner for Runner {
 /// Installs the libtorch implementations into [`zest_operators::train`] (once per process).
 pub fn install() {
     train::install_runner(Box::new(Runner));
+    zest_operators::generate::backend::install_local(generate::open);
 }

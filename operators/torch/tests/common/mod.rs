@@ -103,6 +103,25 @@ impl Project {
             .unwrap_or_default()
     }
 
+    /// File `rel` of output `port` of node `node`: inline in its manifest (small outputs) or
+    /// in the payload directory.
+    pub fn file(&self, node: &str, port: &str, rel: &str) -> Vec<u8> {
+        use base64::Engine;
+        let digest = self.digest(node, port);
+        let manifest = self.path().join(format!(".zest/manifests/{digest}.json"));
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        if let Some(b) = m["inline"][rel].as_str() {
+            return base64::engine::general_purpose::STANDARD.decode(b).unwrap();
+        }
+        std::fs::read(self.output(node, port).join(rel)).unwrap()
+    }
+
+    /// The `report.json` of node `node`'s `report` output.
+    pub fn report_json(&self, node: &str) -> serde_json::Value {
+        serde_json::from_slice(&self.file(node, "report", "report.json")).unwrap()
+    }
+
     pub fn digest(&self, node: &str, port: &str) -> String {
         self.output(node, port)
             .file_name()
