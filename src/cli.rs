@@ -78,6 +78,15 @@ pub enum Command {
         #[arg(long, default_value_t = 50)]
         limit: usize,
     },
+    /// Write a run's report as one self-contained HTML page: the DAG, timings, and every
+    /// node's report (metrics, plots, eval tables).
+    Report {
+        /// The run id (see `zest runs`).
+        run_id: String,
+        /// Where to write it (default: `RUN_DIR/report.html`; `-` for standard output).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// Print the upstream tree of an artifact: a digest, or RUN_ID:node.port.
     Lineage {
         /// A digest or RUN_ID:node.port.

@@ -113,6 +113,7 @@ pub async fn dispatch(cli: Cli, registry: Registry) -> i32 {
             ..
         } => runs_show(&g, &run_id, json),
         Command::Lineage { artifact, json } => lineage_cmd(&g, &artifact, json).await,
+        Command::Report { run_id, out } => report_cmd(&g, &run_id, out.as_deref()).await,
         Command::Graph {
             file,
             format,
@@ -644,6 +645,45 @@ fn runs_show(g: &Global, run_id: &str, json: bool) -> i32 {
             }
         }
     }
+    OK
+}
+
+async fn report_cmd(g: &Global, run_id: &str, out: Option<&Path>) -> i32 {
+    let rec = match run::load_run(&g.state, run_id) {
+        Ok(r) => r,
+        Err(e) => {
+            errln!("zest: {e:#}");
+            return INVALID;
+        }
+    };
+    let url = g.store.clone().unwrap_or_else(|| rec.store.clone());
+    let (store, _) = match open_store(g, &url) {
+        Ok(s) => s,
+        Err(e) => {
+            errln!("zest: {e:#}");
+            return INVALID;
+        }
+    };
+    let html = match zest_engine::html_report::render(&rec, &store).await {
+        Ok(h) => h,
+        Err(e) => {
+            errln!("zest: cannot write the report of run {run_id}: {e:#}");
+            return NODE_FAILED;
+        }
+    };
+    let path = match out {
+        Some(p) if p == Path::new("-") => {
+            out!("{html}");
+            return OK;
+        }
+        Some(p) => p.to_path_buf(),
+        None => run::RunDir::new(&g.state, run_id).path.join("report.html"),
+    };
+    if let Err(e) = std::fs::write(&path, html) {
+        errln!("zest: cannot write {}: {e}", path.display());
+        return INVALID;
+    }
+    outln!("{}", path.display());
     OK
 }
 

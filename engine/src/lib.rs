@@ -13,6 +13,7 @@ pub mod compile;
 pub mod diag;
 pub mod digest;
 pub mod graph;
+pub mod html_report;
 pub mod lineage;
 pub mod localfs;
 pub mod memo;

@@ -1243,7 +1243,8 @@ fn manifest_key(digest: &str) -> String {
 }
 
 /// The decoded inline payload of `path`, if the manifest carries one.
-fn inline_payload(m: &ArtifactManifest, path: &str) -> Result<Option<Vec<u8>>> {
+/// The bytes of file `path` of an artifact committed inline in its manifest, if it was.
+pub fn inline_payload(m: &ArtifactManifest, path: &str) -> Result<Option<Vec<u8>>> {
     use base64::Engine as _;
     match m.inline.get(path) {
         None => Ok(None),

@@ -155,7 +155,7 @@ impl RoleConfig {
                 if self.concurrency == 0 {
                     return e("concurrency must be at least 1".into());
                 }
-                if !(self.timeout_s > 0.0) {
+                if self.timeout_s.is_nan() || self.timeout_s <= 0.0 {
                     return e("timeout_s must be positive".into());
                 }
                 if let Some(v) = &self.api_key_env {

@@ -292,6 +292,38 @@ fn the_training_chain_runs_and_every_model_loads_in_transformers() {
     let ck = p.path().join(".zest/checkpoints");
     let left: Vec<_> = walk(&ck);
     assert!(left.is_empty(), "checkpoints left: {left:?}");
+
+    // `zest report`: one page with the DAG, every node's timing, and the reports' plots.
+    let runs = p.zest(&["runs", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    let before = walk(&p.path().join(".zest/artifacts")).len();
+    let o = p.zest(&["report", &run_id, "-o", "report.html"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let html = std::fs::read_to_string(p.path().join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("</html>"), "{html}");
+    for node in ["init", "cpt", "sft1", "sft2", "sft3", "pref"] {
+        assert!(
+            html.contains(&format!("<title>{node} (")),
+            "{node} not drawn"
+        );
+        assert!(
+            html.contains(&format!("href=\"#node-{node}\"")),
+            "{node} not timed"
+        );
+    }
+    // The CPT report's three plots are embedded; nothing is fetched from elsewhere.
+    assert!(html.matches("data:image/png;base64,").count() >= 3);
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+    // Edges come from provenance: CPT's model input is init's output.
+    assert!(html.matches("<path d=").count() >= 6);
+    assert_eq!(
+        walk(&p.path().join(".zest/artifacts")).len(),
+        before,
+        "the report wrote to the store"
+    );
+    let o = p.zest(&["report", "no-such-run"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
