@@ -38,9 +38,8 @@ build: deps torch pdfium
 
 ## demo: set up, then run the main job on the embedded default data.
 demo: build
-	./$(BIN) run dags/cpt_corpus.yaml --report .zest/cpt-corpus-report.json
 	./$(BIN) run dags/demo.yaml --report .zest/demo-report.json
-	./$(BIN) runs --limit 3
+	./$(BIN) report "$$(./$(BIN) runs --json --limit 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["run_id"])')"
 
 ## test-tools: the real services the tests start (SeaweedFS S3, otelite OTLP receiver).
 test-tools:

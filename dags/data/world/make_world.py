@@ -1,0 +1,278 @@
+"""Regenerates the demo's closed world from facts.py:
+
+    ~/.cache/zest-tools/venv/bin/python dags/data/world/make_world.py
+
+- pdf/textbook_*.pdf, pdf/guideline_*.pdf: the facts in textbook and guideline prose
+  (born-digital pages, and one scanned guideline page that needs OCR);
+- web/*.html: the same facts as patient-information pages;
+- mcq_train.jsonl: MedQA-layout questions about the first 24 conditions (for fine-tuning,
+  synthesis and rejection sampling);
+- mcq_heldout.jsonl: questions about the last 8 conditions, which only evaluation reads;
+- sft_general.jsonl (stage 1: single-turn instructions), sft_dialogue.jsonl (stage 2: multi-turn
+  conversations, and the reasoner's and critic's tasks of generate.reasoning on the training
+  questions, with the operator's own prompt templates): about the first 24 conditions only.
+
+Every fact is stated three times in different words (textbook, guideline, web page), as
+knowledge is best learnt from paraphrases.
+"""
+
+import json
+import random
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+sys.path.insert(0, str(ROOT / "tests/py"))
+sys.path.insert(0, str(HERE))
+import facts  # noqa: E402
+
+LETTERS = "ABCD"
+
+
+def cap(s):
+    return s[0].upper() + s[1:]
+
+
+def bare(s):
+    """A value without its article, for "X is first treated with Y"."""
+    return re.sub(r"^(a|an|the) ", "", s)
+
+
+TEXTBOOK = [
+    "{C} is most often caused by {cause}. Patients with {c} typically present with {symptom}. "
+    "The diagnosis of {c} is confirmed with {test}. The first-line treatment for {c} is {treatment}.",
+    "The usual cause of {c} is {cause}. The hallmark symptom of {c} is {symptom}. "
+    "{Test} confirms the diagnosis of {c}. {C} is treated first with {treatment}.",
+    "In most patients, {c} results from {cause}. {C} classically presents with {symptom}. "
+    "To confirm {c}, order {test}. For {c}, {treatment} is the first-line treatment.",
+]
+
+GUIDELINE = (
+    "Recommendation {k}. In adults with {c}, offer {treatment} as first-line treatment. "
+    "Confirm the diagnosis of {c} with {test}. Suspect {c} in patients with {symptom}; "
+    "it is usually due to {cause}."
+)
+
+# Four phrasings: a page holds four conditions, one in each, so no sentence pattern repeats on
+# a page (Gopher's repetition rules would rightly drop one that did).
+WEB = [
+    "<h2>{C}</h2>\n<p>What causes {c}? In most cases it is {cause}. People usually first notice "
+    "{symptom}. A doctor can confirm it with {test}, and treatment normally starts with "
+    "{treatment}.</p>",
+    "<h2>{C}</h2>\n<p>{C} is usually due to {cause}. Its main symptom is {symptom}. To be sure of "
+    "the diagnosis, clinicians arrange {test}. The first medicine most patients receive is "
+    "{treatment}.</p>",
+    "<h2>{C}</h2>\n<p>Behind most cases of {c} lies {cause}. Watch for {symptom}, the sign that "
+    "brings most people to their doctor. The condition is confirmed by {test}. Doctors treat it "
+    "first with {treatment}.</p>",
+    "<h2>{C}</h2>\n<p>Here is what you should know about {c}. Cause: {cause}. Typical complaint: "
+    "{symptom}. Confirming test: {test}. First-line therapy: {treatment}.</p>",
+]
+
+QUESTIONS = {
+    "treatment": "What is the first-line treatment for {c}?",
+    "symptom": "Which symptom is typical of {c}?",
+    "test": "Which test confirms the diagnosis of {c}?",
+    "cause": "What is the most common cause of {c}?",
+}
+
+# One sentence stating a relation, as the steps of a chain of thought state it.
+STATEMENTS = {
+    "treatment": "The first-line treatment for {c} is {v}.",
+    "symptom": "The typical symptom of {c} is {v}.",
+    "test": "The diagnosis of {c} is confirmed with {v}.",
+    "cause": "The most common cause of {c} is {v}.",
+}
+
+ASKS = {
+    "treatment": "The question asks for the first-line treatment of {c}.",
+    "symptom": "The question asks which symptom is typical of {c}.",
+    "test": "The question asks which test confirms {c}.",
+    "cause": "The question asks for the most common cause of {c}.",
+}
+
+
+def fields(cond):
+    name, treatment, symptom, test, cause = cond
+    return {
+        "c": name, "C": cap(name), "treatment": treatment, "symptom": symptom,
+        "test": test, "Test": cap(test), "cause": cause,
+    }
+
+
+def slug(s):
+    return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")
+
+
+def questions(conds, rng):
+    out = []
+    for cond in conds:
+        f = fields(cond)
+        for r, rel in enumerate(facts.RELATIONS, start=1):
+            answer = cond[r]
+            pool = [c[r] for c in facts.CONDITIONS if c[r] != answer]
+            options = rng.sample(pool, 3) + [answer]
+            rng.shuffle(options)
+            k = options.index(answer)
+            out.append({
+                "id": f"{slug(cond[0])}-{rel}",
+                "question": QUESTIONS[rel].format(**f),
+                "options": {LETTERS[i]: o for i, o in enumerate(options)},
+                "answer": answer,
+                "answer_idx": LETTERS[k],
+                "meta_info": rel,
+            })
+    return out
+
+
+# The operator's templates, read from its prompts.yaml (block scalars under `en:`).
+def templates():
+    text = (ROOT / "operators/src/generate/prompts.yaml").read_text()
+    out, lang, name, buf = {}, None, None, []
+
+    def flush():
+        if lang == "en" and name:
+            out[name] = "\n".join(buf).strip("\n")
+
+    for line in text.splitlines():
+        if re.match(r"^[a-z]+:\s*$", line):
+            flush()
+            lang, name, buf = line[:-1], None, []
+        elif m := re.match(r"^  ([a-z]+): \|\s*$", line):
+            flush()
+            name, buf = m.group(1), []
+        elif name is not None and (line.startswith("    ") or not line.strip()):
+            buf.append(line[4:])
+    flush()
+    return out
+
+
+def fill(t, **values):
+    def sub(m):
+        return values.get(m.group(1), "")
+    t = re.sub(r"(?<!\{)\{([a-z_]+)\}(?!\})", sub, t)
+    return t.replace("{{", "{").replace("}}", "}").rstrip()
+
+
+def asked(q):
+    opts = "\n".join(f"{k}. {v}" for k, v in q["options"].items())
+    return f"{q['question']}\n\n{opts}"
+
+
+def expert_tasks(q, cond, rng, t):
+    """The reasoner's and critic's tasks on question q, answered as the experts should."""
+    f = fields(cond)
+    rel = q["meta_info"]
+    answer = f"{q['answer_idx']}. {q['answer']}"
+    s1 = ASKS[rel].format(**f)
+    s2 = STATEMENTS[rel].format(c=cond[0], v=q["answer"])
+    wrong = rng.choice([v for k, v in q["options"].items() if k != q["answer_idx"]])
+    w2 = STATEMENTS[rel].format(c=cond[0], v=wrong)
+    none = "(none yet)"
+    open_q = q["question"]
+    steps1 = f"1. {s1}"
+    steps2 = f"1. {s1}\n2. {s2}"
+    out = [
+        (fill(t["rewrite"], question=asked(q)), open_q),
+        (fill(t["reason"], open_question=open_q, steps=none, feedback=none), s1),
+        (fill(t["reason"], open_question=open_q, steps=steps1, feedback=none), s2),
+        (fill(t["critique"], open_question=open_q, answer=answer, steps=none, step=s1),
+         json.dumps({"score": 1, "feedback": "Right: that is what the question asks."})),
+        (fill(t["critique"], open_question=open_q, answer=answer, steps=steps1, step=s2),
+         json.dumps({"score": 1, "feedback": "Correct."})),
+        (fill(t["critique"], open_question=open_q, answer=answer, steps=steps1, step=w2),
+         json.dumps({"score": 0, "feedback": f"That is not right for {cond[0]}: recall what the textbook says about it."})),
+        (fill(t["coverage"], open_question=open_q, answer=answer, steps=steps1), "no"),
+        (fill(t["coverage"], open_question=open_q, answer=answer, steps=steps2), "yes"),
+        (fill(t["chain"], open_question=open_q, steps=steps2),
+         f"First, {s1[0].lower()}{s1[1:]} I recall that {s2[0].lower()}{s2[1:]} So the answer is {q['answer']}."),
+    ]
+    return [{"messages": [{"role": "user", "content": u}, {"role": "assistant", "content": a}]}
+            for u, a in out]
+
+
+def write_jsonl(path, rows):
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def main():
+    rng = random.Random(2502)
+    conds = facts.CONDITIONS
+    train, held = conds[: -facts.HELD_OUT], conds[-facts.HELD_OUT:]
+
+    # Prose. The textbook's paragraphs rotate through three phrasings; the guideline and the
+    # web pages have one each.
+    import make_pdfs as m
+    m.register_fonts()
+    order = list(conds)
+    rng.shuffle(order)
+    paras = [TEXTBOOK[i % 3].format(**fields(c)) for i, c in enumerate(order)]
+    pages = [paras[i:i + 4] for i in range(0, len(paras), 4)]
+    m.digital(HERE / "pdf/textbook_medicine.pdf", pages, "Essentials of Clinical Medicine")
+    rng.shuffle(order)
+    recs = [GUIDELINE.format(k=i + 1, **fields(c)) for i, c in enumerate(order)]
+    m.digital(HERE / "pdf/guideline_common_conditions.pdf",
+              [recs[i:i + 4] for i in range(4, len(recs), 4)],
+              "Clinical Guideline: Common Conditions in Adults")
+    # The guideline's first page comes as a scan: OCR reads it.
+    m.scanned(HERE / "pdf/guideline_common_conditions_scanned.pdf", [recs[:4]], seed=11)
+    rng.shuffle(order)
+    for part in range(8):
+        chunk = order[part * 4:(part + 1) * 4]
+        body = "\n".join(WEB[i].format(**fields(c)) for i, c in enumerate(chunk))
+        html = (
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>Health A to Z, part {part + 1}</title></head>\n<body>\n"
+            "<nav><a href=\"/\">Home</a> | <a href=\"/conditions\">Conditions</a> | "
+            "<a href=\"/contact\">Contact us</a></nav>\n<main>\n<article>\n"
+            f"<h1>Health A to Z: common conditions, part {part + 1}</h1>\n{body}\n</article>\n</main>\n"
+            "<footer>This page is for information only. Always ask your doctor about your own "
+            "health. &copy; Health A to Z</footer>\n</body></html>\n"
+        )
+        (HERE / f"web/health-a-to-z-{part + 1}.html").write_text(html)
+
+    # Questions.
+    qtrain = questions(train, rng)
+    qheld = questions(held, rng)
+    write_jsonl(HERE / "mcq_train.jsonl", qtrain)
+    write_jsonl(HERE / "mcq_heldout.jsonl", qheld)
+
+    # SFT stage 1: single-turn instructions about the training conditions.
+    general = []
+    for c in train:
+        f = fields(c)
+        general.append({"instruction": f"Explain what {c[0]} is and how it is managed.",
+                        "output": TEXTBOOK[0].format(**f)})
+        general.append({"instruction": f"List the key facts about {c[0]}.",
+                        "output": f"- Cause: {c[4]}\n- Typical symptom: {c[2]}\n"
+                                  f"- Confirming test: {c[3]}\n- First-line treatment: {c[1]}"})
+    write_jsonl(HERE / "sft_general.jsonl", general)
+
+    # SFT stage 2: conversations, and the experts' tasks.
+    dialogue = []
+    for c in train:
+        f = fields(c)
+        dialogue.append({"messages": [
+            {"role": "user", "content": f"I was told I might have {c[0]}. What causes it?"},
+            {"role": "assistant", "content": f"{f['C']} is usually caused by {c[4]}."},
+            {"role": "user", "content": "How would a doctor confirm it?"},
+            {"role": "assistant", "content": f"The diagnosis of {c[0]} is confirmed with {c[3]}."},
+            {"role": "user", "content": "And how is it treated?"},
+            {"role": "assistant", "content": f"The first-line treatment for {c[0]} is {c[1]}."},
+        ]})
+    t = templates()
+    by_name = {c[0]: c for c in train}
+    for q in qtrain:
+        cond = by_name[next(n for n in by_name if q["id"].startswith(slug(n) + "-"))]
+        dialogue.extend(expert_tasks(q, cond, rng, t))
+    write_jsonl(HERE / "sft_dialogue.jsonl", dialogue)
+    print(f"{len(qtrain)} training and {len(qheld)} held-out questions, "
+          f"{len(general)} + {len(dialogue)} SFT records")
+
+
+if __name__ == "__main__":
+    main()
