@@ -9,25 +9,6 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const MODEL_DAG: &str = r#"name: model
-nodes:
-  medqa:
-    op: data.load
-    with: {paths: ["MEDQA"]}
-  text:
-    op: data.sql
-    in: {m: medqa.data}
-    with: {query: "SELECT question || ' Answer: ' || answer AS text FROM m"}
-  tok:
-    op: train.tokenizer
-    in: {data: text.data}
-    with: {vocab_size: 400}
-  init:
-    op: model.init
-    in: {tokenizer: tok.tokenizer}
-    with: {size: tiny, seed: 4}
-"#;
-
 /// The server, killed by PID when dropped; its stdout lines are collected.
 struct Server {
     child: Child,
@@ -149,8 +130,7 @@ fn synthesis_dag(model_dag: &str, base: &str) -> String {
 }
 
 fn model_dag() -> String {
-    let medqa = common::repo().join("dags/data/medqa_sample.jsonl");
-    MODEL_DAG.replace("MEDQA", medqa.to_str().unwrap())
+    common::tiny_model_dag("model")
 }
 
 fn rows(dir: &std::path::Path) -> Vec<serde_json::Value> {

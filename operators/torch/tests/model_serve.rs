@@ -8,25 +8,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const DAG: &str = r#"name: serve
-nodes:
-  medqa:
-    op: data.load
-    with: {paths: ["MEDQA"]}
-  text:
-    op: data.sql
-    in: {m: medqa.data}
-    with: {query: "SELECT question || ' Answer: ' || answer AS text FROM m"}
-  tok:
-    op: train.tokenizer
-    in: {data: text.data}
-    with: {vocab_size: 400}
-  init:
-    op: model.init
-    in: {tokenizer: tok.tokenizer}
-    with: {size: tiny, seed: 4}
-"#;
-
 /// The server, killed by PID when dropped.
 struct Server(Child);
 
@@ -103,8 +84,7 @@ print(json.dumps({"greedy": greedy, "streamed": streamed, "sampled": [sampled(),
 
 #[test]
 fn eight_concurrent_clients_get_what_generate_gives() {
-    let medqa = common::repo().join("dags/data/medqa_sample.jsonl");
-    let p = Project::new(&DAG.replace("MEDQA", medqa.to_str().unwrap()));
+    let p = Project::new(&common::tiny_model_dag("serve"));
     let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
     assert!(o.status.success(), "{}", text(&o));
     let model = p.output("init", "model");

@@ -130,3 +130,30 @@ impl Project {
             .into_owned()
     }
 }
+
+/// A DAG named `name` that trains a tokenizer on the embedded MedQA sample and initialises a
+/// tiny model with it (node `init`, port `model`); `medqa` loads the questions.
+pub fn tiny_model_dag(name: &str) -> String {
+    let medqa = repo().join("dags/data/medqa_sample.jsonl");
+    format!(
+        r#"name: {name}
+nodes:
+  medqa:
+    op: data.load
+    with: {{paths: ["{}"]}}
+  text:
+    op: data.sql
+    in: {{m: medqa.data}}
+    with: {{query: "SELECT question || ' Answer: ' || answer AS text FROM m"}}
+  tok:
+    op: train.tokenizer
+    in: {{data: text.data}}
+    with: {{vocab_size: 400}}
+  init:
+    op: model.init
+    in: {{tokenizer: tok.tokenizer}}
+    with: {{size: tiny, seed: 4}}
+"#,
+        medqa.display()
+    )
+}
