@@ -117,7 +117,8 @@ impl McqConfig {
     }
 }
 
-fn has_cjk(s: &str) -> bool {
+/// Whether `s` holds Chinese characters (then prompts are in Chinese).
+pub fn has_cjk(s: &str) -> bool {
     s.chars()
         .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c))
 }

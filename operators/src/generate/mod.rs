@@ -32,11 +32,7 @@ pub enum Language {
     Zh,
 }
 
-/// Whether `s` holds Chinese characters.
-pub fn has_cjk(s: &str) -> bool {
-    s.chars()
-        .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c))
-}
+pub use crate::eval::mcq::has_cjk;
 
 /// The template language for a question under `choice`.
 pub fn language_of(choice: Language, question: &str) -> &'static str {
