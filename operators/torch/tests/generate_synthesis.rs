@@ -3,81 +3,9 @@
 //! a run killed during synthesis and resumed re-sends no finished request.
 
 mod common;
-use common::{text, Project};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::{Arc, Mutex};
+use common::{text, Project, Server};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// The server, killed by PID when dropped; its stdout lines are collected.
-struct Server {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(p: &Project, model: &str, port: u16) -> Server {
-        let mut child = p
-            .cmd()
-            .args([
-                "model",
-                "serve",
-                "--model",
-                model,
-                "--port",
-                &port.to_string(),
-            ])
-            .args(["--device", "cpu", "--served-model-name", "tiny"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let lines = Arc::new(Mutex::new(vec![]));
-        let l2 = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                l2.lock().unwrap().push(line);
-            }
-        });
-        let s = Server { child, lines };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !s
-            .lines
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("serving `tiny` on"))
-        {
-            assert!(Instant::now() < deadline, "the server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
-    }
-
-    /// Requests answered so far (from its per-batch lines).
-    fn requests(&self) -> usize {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| {
-                l.strip_prefix("batch: ")?
-                    .split(' ')
-                    .next()?
-                    .parse::<usize>()
-                    .ok()
-            })
-            .sum()
-    }
-}
 
 fn port() -> u16 {
     16000 + (std::process::id() % 97) as u16 * 20

@@ -3,54 +3,8 @@
 //! errors behave as the OpenAI API.
 
 mod common;
-use common::{python, text, Project};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// The server, killed by PID when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(p: &Project, model: &str, port: u16) -> (Server, std::sync::mpsc::Receiver<String>) {
-    let mut child = p
-        .cmd()
-        .args([
-            "model",
-            "serve",
-            "--model",
-            model,
-            "--port",
-            &port.to_string(),
-        ])
-        .args(["--device", "cpu", "--served-model-name", "tiny"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(l) if l.contains("serving `tiny` on http://127.0.0.1:") => return (server, rx),
-            Ok(_) => {}
-            Err(_) => assert!(Instant::now() < deadline, "the server did not start"),
-        }
-    }
-}
+use common::{python, text, Project, Server};
+use std::process::Command;
 
 const CLIENT: &str = r#"
 import json, sys, concurrent.futures as cf
@@ -90,7 +44,7 @@ fn eight_concurrent_clients_get_what_generate_gives() {
     let model = p.output("init", "model");
     let model = model.to_str().unwrap();
     let port = 15000 + (std::process::id() % 97) as u16 * 20;
-    let (_server, log) = start(&p, model, port);
+    let server = Server::start(&p, model, port);
     let prompts: Vec<String> = [
         "What lowers LDL?",
         "A 23-year-old pregnant woman has burning on urination.",
@@ -138,17 +92,7 @@ fn eight_concurrent_clients_get_what_generate_gives() {
     }
     assert_eq!(r["streamed"], r["greedy"][0][0], "{r}");
     // The concurrent requests were batched.
-    let most = log
-        .try_iter()
-        .filter_map(|l| {
-            l.strip_prefix("batch: ")?
-                .split_once(" request")?
-                .0
-                .parse::<usize>()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0);
+    let most = server.batch_sizes().into_iter().max().unwrap_or(0);
     assert!(most > 1, "no batch held more than one request");
     assert_eq!(
         r["sampled"][0], r["sampled"][1],

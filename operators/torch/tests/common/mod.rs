@@ -157,3 +157,78 @@ nodes:
         medqa.display()
     )
 }
+
+/// `zest model serve` started on `model` (served as `tiny`, on the CPU) at 127.0.0.1:`port`,
+/// killed by PID when dropped; its stdout lines are collected.
+pub struct Server {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts the server and waits (at most 2 minutes) until it listens.
+    pub fn start(p: &Project, model: &str, port: u16) -> Server {
+        use std::io::BufRead;
+        let mut child = p
+            .cmd()
+            .args([
+                "model",
+                "serve",
+                "--model",
+                model,
+                "--port",
+                &port.to_string(),
+            ])
+            .args(["--device", "cpu", "--served-model-name", "tiny"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let s = Server { child, lines };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !s
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("serving `tiny` on http://127.0.0.1:"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        s
+    }
+
+    /// Requests per batch, from the server's `batch: N request(s), …` lines so far.
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l.strip_prefix("batch: ")?.split(' ').next()?.parse().ok())
+            .collect()
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> usize {
+        self.batch_sizes().iter().sum()
+    }
+}
