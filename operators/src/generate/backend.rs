@@ -318,7 +318,7 @@ impl<'a> Role<'a> {
     pub fn key(&self, request: &ChatRequest) -> String {
         let body = json!({"v": 1, "backend": self.identity, "request": request});
         let canonical = zest_engine::digest::canonical_json(&body);
-        hex(&Sha256::digest(canonical.as_bytes()))
+        zest_engine::digest::sha256_hex(canonical.as_bytes())
     }
 
     /// Answers `requests` (`n` responses each, in order): from the memo where it has them,
@@ -380,10 +380,6 @@ fn responses_of(v: &Value, n: usize) -> Option<Vec<String>> {
         .map(|x| x.as_str().map(str::to_string))
         .collect::<Option<_>>()?;
     (r.len() == n).then_some(r)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// A seed for request `parts` of a run seeded with `seed`: the same question, role and round
