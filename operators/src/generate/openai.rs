@@ -285,33 +285,40 @@ impl Generator for OpenAi {
     ) -> Result<()> {
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        let (tx, rx) = mpsc::channel::<(usize, Result<Vec<String>>)>();
+        // Each sender waits until `done` has taken its answer (the caller keeps it in the
+        // memo) before it sends the next request: a process killed at any moment has at
+        // most `concurrency` answered requests that were not kept.
+        type Answer = (usize, Result<Vec<String>>, mpsc::SyncSender<()>);
+        let (tx, rx) = mpsc::channel::<Answer>();
         std::thread::scope(|s| -> Result<()> {
             for _ in 0..self.concurrency.min(requests.len()) {
                 let tx = tx.clone();
                 let (next, stop) = (&next, &stop);
-                s.spawn(move || loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= requests.len() || stop.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    let r = self.send(&requests[i], stop);
-                    if tx.send((i, r)).is_err() {
-                        return;
+                s.spawn(move || {
+                    let (ack_tx, ack_rx) = mpsc::sync_channel::<()>(1);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= requests.len() || stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let r = self.send(&requests[i], stop);
+                        if tx.send((i, r, ack_tx.clone())).is_err() || ack_rx.recv().is_err() {
+                            return;
+                        }
                     }
                 });
             }
             drop(tx);
             let mut first_err = None;
-            for (i, r) in rx {
-                if first_err.is_some() {
-                    continue;
+            for (i, r, ack) in rx {
+                if first_err.is_none() {
+                    if let Err(e) = r.and_then(|v| done(i, v)) {
+                        stop.store(true, Ordering::Relaxed);
+                        first_err =
+                            Some(e.context(format!("request {} of {}", i + 1, requests.len())));
+                    }
                 }
-                let r = r.and_then(|v| done(i, v));
-                if let Err(e) = r {
-                    stop.store(true, Ordering::Relaxed);
-                    first_err = Some(e.context(format!("request {} of {}", i + 1, requests.len())));
-                }
+                let _ = ack.send(());
             }
             first_err.map_or(Ok(()), Err)
         })
