@@ -532,9 +532,11 @@ fn checkpoints_on_s3_survive_kill_9_and_are_removed_after_commit() {
         .iter()
         .filter_map(|k| k.rsplit('/').next()?.strip_suffix(".json")?.parse().ok())
         .collect();
+    // Step 10's checkpoint, or a later one: training goes on while the log is read, and only
+    // the newest checkpoints are kept.
     assert!(
-        markers.contains(&10),
-        "no committed checkpoint of step 10 in S3: {saved:?}"
+        markers.iter().any(|&m| m >= 10),
+        "no committed checkpoint of step 10 or later in S3: {saved:?}"
     );
     assert!(checkpoint_steps(&p).is_empty());
 
