@@ -3,17 +3,20 @@
     ~/.cache/zest-tools/venv/bin/python dags/data/world/make_world.py
 
 - pdf/textbook_*.pdf, pdf/guideline_*.pdf: the facts in textbook and guideline prose
-  (born-digital pages, and one scanned guideline page that needs OCR);
+  (born-digital pages, and one scanned guideline page that needs OCR), and the textbook's
+  key-facts pages, one short paragraph per condition in plain statements;
 - web/*.html: the same facts as patient-information pages;
 - mcq_train.jsonl: MedQA-layout questions about the first 24 conditions (for fine-tuning,
-  synthesis and rejection sampling);
-- mcq_heldout.jsonl: questions about the last 8 conditions, which only evaluation reads;
+  synthesis and rejection sampling): 96 questions, then the same 96 with the answer under
+  each other letter and other distractors (options come from training conditions only);
+- mcq_heldout.jsonl: questions about the last 8 conditions, which only evaluation reads (their
+  options are those conditions' own);
 - sft_general.jsonl (stage 1: single-turn instructions), sft_dialogue.jsonl (stage 2: multi-turn
   conversations, and the reasoner's and critic's tasks of generate.reasoning on the training
-  questions, with the operator's own prompt templates): about the first 24 conditions only.
+  questions, in the templates demo.yaml gives that node): about the first 24 conditions only.
 
-Every fact is stated three times in different words (textbook, guideline, web page), as
-knowledge is best learnt from paraphrases.
+Every fact is stated four times in different words (textbook, key facts, guideline, web
+page), as knowledge is best learnt from paraphrases.
 """
 
 import json
@@ -78,20 +81,22 @@ QUESTIONS = {
     "cause": "What is the most common cause of {c}?",
 }
 
-# One sentence stating a relation, as the steps of a chain of thought state it.
+# One sentence stating a relation, as the steps of a chain of thought state it (and the
+# key-facts pages): in the question's own words, so that recalling the fact continues them.
 STATEMENTS = {
     "treatment": "The first-line treatment for {c} is {v}.",
-    "symptom": "The typical symptom of {c} is {v}.",
+    "symptom": "A symptom typical of {c} is {v}.",
     "test": "The diagnosis of {c} is confirmed with {v}.",
     "cause": "The most common cause of {c} is {v}.",
 }
 
-ASKS = {
-    "treatment": "The question asks for the first-line treatment of {c}.",
-    "symptom": "The question asks which symptom is typical of {c}.",
-    "test": "The question asks which test confirms {c}.",
-    "cause": "The question asks for the most common cause of {c}.",
-}
+# The first step of a chain: what is asked, in the question's words.
+ASK = "The question asks: {question}"
+
+# Each training question is asked four times, its answer under each letter once and its
+# distractors drawn afresh, so that fine-tuning teaches reading the question and finding the
+# option that states the answer, not a letter or an option set per fact.
+ORDERS = 4
 
 
 def fields(cond):
@@ -106,46 +111,73 @@ def slug(s):
     return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")
 
 
-def questions(conds, rng):
-    out = []
+def question(cond, r, rel, options, suffix=""):
+    answer = cond[r]
+    return {
+        "id": f"{slug(cond[0])}-{rel}{suffix}",
+        "question": QUESTIONS[rel].format(**fields(cond)),
+        "options": {LETTERS[i]: o for i, o in enumerate(options)},
+        "answer": answer,
+        "answer_idx": LETTERS[options.index(answer)],
+        "meta_info": rel,
+    }
+
+
+def questions(conds, rng, orders=1):
+    """One question per condition and relation, its three distractors drawn from the other
+    conditions in `conds` (so training and held-out options never mix); with `orders` > 1, the
+    first `len(conds) * 4` rows are one of each and the rest the same questions again with the
+    answer under each other letter and fresh distractors, so that only the question tells
+    which option is right."""
+    first, more = [], []
     for cond in conds:
-        f = fields(cond)
         for r, rel in enumerate(facts.RELATIONS, start=1):
             answer = cond[r]
-            pool = [c[r] for c in facts.CONDITIONS if c[r] != answer]
+            pool = [c[r] for c in conds if c[r] != answer]
             options = rng.sample(pool, 3) + [answer]
             rng.shuffle(options)
+            first.append(question(cond, r, rel, options))
             k = options.index(answer)
-            out.append({
-                "id": f"{slug(cond[0])}-{rel}",
-                "question": QUESTIONS[rel].format(**f),
-                "options": {LETTERS[i]: o for i, o in enumerate(options)},
-                "answer": answer,
-                "answer_idx": LETTERS[k],
-                "meta_info": rel,
-            })
-    return out
+            for j in range(1, orders):
+                at = (k + j) % len(LETTERS)
+                moved = rng.sample(pool, 3)
+                moved.insert(at, answer)
+                more.append(question(cond, r, rel, moved, f"-{LETTERS[at].lower()}"))
+    return first + more
 
 
-# The operator's templates, read from its prompts.yaml (block scalars under `en:`).
+def key_facts(cond):
+    """A condition's key-facts paragraph: its four relations in the chains' own sentences."""
+    name = cond[0]
+    return f"{cap(name)}. " + " ".join(
+        STATEMENTS[rel].format(c=name, v=cond[r]) for r, rel in
+        [(4, "cause"), (2, "symptom"), (3, "test"), (1, "treatment")])
+
+
+# The English templates the demo's generate.reasoning node uses: the block scalars under
+# `prompts:` → `en:` of its `with:` in demo.yaml.
 def templates():
-    text = (ROOT / "operators/src/generate/prompts.yaml").read_text()
-    out, lang, name, buf = {}, None, None, []
+    lines = (ROOT / "dags/demo.yaml").read_text().splitlines()
+    at = next(i for i, l in enumerate(lines) if re.match(r"^  reasoning:\s*$", l))
+    at = next(i for i in range(at, len(lines)) if re.match(r"^\s+prompts:\s*$", lines[i]))
+    at = next(i for i in range(at, len(lines)) if re.match(r"^\s+en:\s*$", lines[i]))
+    indent = len(lines[at]) - len(lines[at].lstrip()) + 2
+    out, name, buf = {}, None, []
 
     def flush():
-        if lang == "en" and name:
+        if name:
             out[name] = "\n".join(buf).strip("\n")
 
-    for line in text.splitlines():
-        if re.match(r"^[a-z]+:\s*$", line):
-            flush()
-            lang, name, buf = line[:-1], None, []
-        elif m := re.match(r"^  ([a-z]+): \|\s*$", line):
+    for line in lines[at + 1:]:
+        if line.strip() and len(line) - len(line.lstrip()) < indent:
+            break
+        if m := re.match(r"^ {%d}([a-z]+): \|\s*$" % indent, line):
             flush()
             name, buf = m.group(1), []
-        elif name is not None and (line.startswith("    ") or not line.strip()):
-            buf.append(line[4:])
+        elif name is not None:
+            buf.append(line[indent + 2:])
     flush()
+    assert set(out) == {"rewrite", "reason", "critique", "coverage", "chain"}, out.keys()
     return out
 
 
@@ -166,7 +198,7 @@ def expert_tasks(q, cond, rng, t):
     f = fields(cond)
     rel = q["meta_info"]
     answer = f"{q['answer_idx']}. {q['answer']}"
-    s1 = ASKS[rel].format(**f)
+    s1 = ASK.format(question=q["question"])
     s2 = STATEMENTS[rel].format(c=cond[0], v=q["answer"])
     wrong = rng.choice([v for k, v in q["options"].items() if k != q["answer_idx"]])
     w2 = STATEMENTS[rel].format(c=cond[0], v=wrong)
@@ -187,7 +219,8 @@ def expert_tasks(q, cond, rng, t):
         (fill(t["coverage"], open_question=open_q, answer=answer, steps=steps1), "no"),
         (fill(t["coverage"], open_question=open_q, answer=answer, steps=steps2), "yes"),
         (fill(t["chain"], open_question=open_q, steps=steps2),
-         f"First, {s1[0].lower()}{s1[1:]} I recall that {s2[0].lower()}{s2[1:]} So the answer is {q['answer']}."),
+         f"First, {s1[0].lower()}{s1[1:]} I recall that {s2[0].lower()}{s2[1:]} "
+         f"So the answer is {q['answer']}."),
     ]
     return [{"messages": [{"role": "user", "content": u}, {"role": "assistant", "content": a}]}
             for u, a in out]
@@ -214,6 +247,11 @@ def main():
     pages = [paras[i:i + 4] for i in range(0, len(paras), 4)]
     m.digital(HERE / "pdf/textbook_medicine.pdf", pages, "Essentials of Clinical Medicine")
     rng.shuffle(order)
+    facts_paras = [key_facts(c) for c in order]
+    m.digital(HERE / "pdf/textbook_key_facts.pdf",
+              [facts_paras[i:i + 4] for i in range(0, len(facts_paras), 4)],
+              "Essentials of Clinical Medicine: Key Facts")
+    rng.shuffle(order)
     recs = [GUIDELINE.format(k=i + 1, **fields(c)) for i, c in enumerate(order)]
     m.digital(HERE / "pdf/guideline_common_conditions.pdf",
               [recs[i:i + 4] for i in range(4, len(recs), 4)],
@@ -236,7 +274,7 @@ def main():
         (HERE / f"web/health-a-to-z-{part + 1}.html").write_text(html)
 
     # Questions.
-    qtrain = questions(train, rng)
+    qtrain = questions(train, rng, ORDERS)
     qheld = questions(held, rng)
     write_jsonl(HERE / "mcq_train.jsonl", qtrain)
     write_jsonl(HERE / "mcq_heldout.jsonl", qheld)
@@ -266,7 +304,7 @@ def main():
         ]})
     t = templates()
     by_name = {c[0]: c for c in train}
-    for q in qtrain:
+    for q in qtrain[: len(train) * len(facts.RELATIONS)]:
         cond = by_name[next(n for n in by_name if q["id"].startswith(slug(n) + "-"))]
         dialogue.extend(expert_tasks(q, cond, rng, t))
     write_jsonl(HERE / "sft_dialogue.jsonl", dialogue)
