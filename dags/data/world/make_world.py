@@ -195,7 +195,6 @@ def asked(q):
 
 def expert_tasks(q, cond, rng, t):
     """The reasoner's and critic's tasks on question q, answered as the experts should."""
-    f = fields(cond)
     rel = q["meta_info"]
     answer = f"{q['answer_idx']}. {q['answer']}"
     s1 = ASK.format(question=q["question"])
