@@ -58,7 +58,7 @@ fn synthesis_dag(model_dag: &str, base: &str) -> String {
 }
 
 fn model_dag() -> String {
-    common::tiny_model_dag("model")
+    common::tiny_model_dag("model", 4)
 }
 
 fn rows(dir: &std::path::Path) -> Vec<serde_json::Value> {

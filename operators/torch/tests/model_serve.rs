@@ -38,7 +38,7 @@ print(json.dumps({"greedy": greedy, "streamed": streamed, "sampled": [sampled(),
 
 #[test]
 fn eight_concurrent_clients_get_what_generate_gives() {
-    let p = Project::new(&common::tiny_model_dag("serve"));
+    let p = Project::new(&common::tiny_model_dag("serve", 4));
     let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
     assert!(o.status.success(), "{}", text(&o));
     let model = p.output("init", "model");

@@ -644,7 +644,6 @@ fn first_steps_match_trl_sft_cpo_and_dpo_trainers() {
     let records = tempfile::tempdir().unwrap();
     write_records(records.path());
     let r = records.path().display();
-    let data = repo().join("dags/data");
     let pref = |name: &str, loss: &str, beta: f64, gamma: f64, alpha: f64| {
         format!(
             "  {name}:\n    op: train.preference\n    in: {{model: init.model, data: pairs.data}}\n    \
@@ -653,24 +652,7 @@ fn first_steps_match_trl_sft_cpo_and_dpo_trainers() {
         )
     };
     let dag = format!(
-        r#"name: trl-parity
-nodes:
-  medqa:
-    op: data.load
-    with: {{paths: ["{data}/medqa_sample.jsonl"]}}
-  text:
-    op: data.sql
-    in: {{m: medqa.data}}
-    with: {{query: "SELECT question || ' Answer: ' || answer AS text FROM m"}}
-  tok:
-    op: train.tokenizer
-    in: {{data: text.data}}
-    with: {{vocab_size: 400}}
-  init:
-    op: model.init
-    in: {{tokenizer: tok.tokenizer}}
-    with: {{size: tiny, seed: 5}}
-  stage3:
+        r#"{model}  stage3:
     op: data.load
     with: {{paths: ["{r}/stage3.jsonl"]}}
   pairs:
@@ -689,7 +671,7 @@ nodes:
     in: {{model: init.model, data: pairs.data, reference: reference.model}}
     with: {{loss: dpo, beta: 0.1, max_steps: 1, batch_size: 12, max_length: 4096, device: cpu}}
 "#,
-        data = data.display(),
+        model = common::tiny_model_dag("trl-parity", 5),
         simpo = pref("simpo", "simpo", 2.0, 0.5, 0.0),
         cpo = pref("cpo", "cpo", 0.1, 0.0, 1.0),
         both = pref("simpo_cpo", "simpo_cpo", 2.0, 0.5, 0.05),

@@ -132,8 +132,9 @@ impl Project {
 }
 
 /// A DAG named `name` that trains a tokenizer on the embedded MedQA sample and initialises a
-/// tiny model with it (node `init`, port `model`); `medqa` loads the questions.
-pub fn tiny_model_dag(name: &str) -> String {
+/// tiny model with it, seeded by `seed` (node `init`, port `model`); `medqa` loads the
+/// questions.
+pub fn tiny_model_dag(name: &str, seed: u64) -> String {
     let medqa = repo().join("dags/data/medqa_sample.jsonl");
     format!(
         r#"name: {name}
@@ -152,7 +153,7 @@ nodes:
   init:
     op: model.init
     in: {{tokenizer: tok.tokenizer}}
-    with: {{size: tiny, seed: 4}}
+    with: {{size: tiny, seed: {seed}}}
 "#,
         medqa.display()
     )
