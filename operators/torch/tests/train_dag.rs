@@ -507,7 +507,9 @@ fn cpt_logs(p: &Project) -> String {
 
 #[test]
 fn checkpoints_on_s3_survive_kill_9_and_are_removed_after_commit() {
-    let steps = 40;
+    // Long enough that the run is still training when the test has read step 10's log line:
+    // 40 steps could finish, commit and remove every checkpoint before the kill.
+    let steps = 400;
     let none = Path::new("/nonexistent");
     let whole = Project::new(&dag(steps, 5, false, none));
     let o = whole.zest(&["run", "dag.yaml", "--report", "run.json"]);
