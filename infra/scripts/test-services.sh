@@ -181,6 +181,20 @@ _zts_seaweed_ready() {
         [[ "$(_zts_http_code "http://127.0.0.1:$((port + 1))/cluster/healthz")" == 200 ]]
 }
 
+_zts_seaweed_serving() {
+    # _zts_seaweed_serving DIR PORT: the master lists every volume on disk, and an object
+    # round-trips. After a restart over existing data, /healthz answers seconds before the
+    # volume server has registered its volumes, and reads of stored objects get HTTP 500
+    # until it has.
+    local dir="$1" port="$2" want have url="http://127.0.0.1:$2/zest-services-ready/probe"
+    want="$(find "$dir/seaweed-data" -maxdepth 1 -name '*.dat' | wc -l)"
+    have="$(curl -s -m 2 "http://127.0.0.1:$((port + 1))/dir/status" 2>/dev/null |
+        grep -o '"Volumes": *[0-9]*' | awk -F: '{ s += $2 } END { print s + 0 }')"
+    (( have >= want )) &&
+        [[ "$(_zts_s3_curl "$port" -X PUT --data-binary ready "$url")" == 200 ]] &&
+        [[ "$(_zts_s3_curl "$port" "$url")" == 200 ]]
+}
+
 _zts_seaweed_bucket() {
     # create (idempotent) and check a bucket: 200 created, 409 already ours
     local port="$1" bucket="$2" code
@@ -201,7 +215,9 @@ _zts_seaweed_bucket() {
 #     S3 gRPC P+7, admin P+8 (gRPC P+8+10000).
 #   Data in DIR/seaweed-data. Auth is on: requests must be SigV4-signed with
 #   ZEST_S3_ACCESS_KEY / ZEST_S3_SECRET_KEY; anonymous requests get 403.
-#   Creates the BUCKETs (PutObject also auto-creates a missing bucket).
+#   Ready once the master lists every volume on disk and an object round-trips (bucket
+#   zest-services-ready), so data written before a restart is readable. Creates the BUCKETs (PutObject also auto-creates a
+#   missing bucket).
 #   Exports ZEST_S3_ENDPOINT, ZEST_S3_ACCESS_KEY, ZEST_S3_SECRET_KEY.
 start_seaweed() {
     if (( $# < 2 )); then
@@ -257,6 +273,9 @@ start_seaweed() {
     echo "$pid" >"$dir/seaweed.pid"
 
     _zts_wait_ready seaweed "$pid" "$dir/seaweed.log" _zts_seaweed_ready "$p" ||
+        { stop_service "$dir" seaweed; return 1; }
+    _zts_wait_ready "seaweed reads and writes" "$pid" "$dir/seaweed.log" \
+        _zts_seaweed_serving "$dir" "$p" ||
         { stop_service "$dir" seaweed; return 1; }
 
     local bucket
