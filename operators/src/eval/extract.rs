@@ -19,6 +19,8 @@ pub enum Method {
     Letter,
     /// The text of exactly one option.
     OptionText,
+    /// Nothing extracted: the option the model finds most likely (`answer_format: loglik`).
+    Likelihood,
 }
 
 /// An extracted answer.

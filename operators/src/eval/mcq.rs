@@ -28,6 +28,12 @@ pub enum AnswerFormat {
     Think,
     /// The letter of the right option alone.
     Letter,
+    /// Nothing is written: each option's text is scored by its log-likelihood after the
+    /// question (`Question: … Answer:`, no chat template), divided by its length in bytes,
+    /// and the most likely option is the model's answer. This is how lm-eval-harness scores
+    /// multiple-choice questions (`acc_norm`); it measures what a base model knows before it
+    /// has learnt to answer in a format.
+    Loglik,
 }
 
 /// `eval.mcq`'s config.
@@ -105,6 +111,7 @@ impl McqConfig {
         self.max_new_tokens.unwrap_or(match self.answer_format {
             AnswerFormat::Think => 1024,
             AnswerFormat::Letter => 8,
+            AnswerFormat::Loglik => 0,
         })
     }
 
@@ -123,9 +130,13 @@ pub fn has_cjk(s: &str) -> bool {
         .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c))
 }
 
-/// The user turn for `item`: English, or Chinese for a Chinese question.
+/// The user turn for `item`: English, or Chinese for a Chinese question. Under `loglik`, the
+/// text the options continue ([`likelihood_context`]).
 pub fn prompt(item: &Item, format: AnswerFormat) -> String {
     let zh = has_cjk(&item.question);
+    if format == AnswerFormat::Loglik {
+        return likelihood_context(item);
+    }
     let options: String = item
         .options
         .iter()
@@ -154,7 +165,72 @@ pub fn prompt(item: &Item, format: AnswerFormat) -> String {
         (AnswerFormat::Letter, true) => format!(
             "请回答下面的单项选择题，只回答正确选项的字母（{letters}）。\n\n题目：{q}\n\n选项：\n{options}"
         ),
+        (AnswerFormat::Loglik, _) => unreachable!("handled above"),
     }
+}
+
+/// The text each option continues under `loglik`: the question alone, then `Answer:` (the
+/// options are not listed, so that each is scored as a statement of its own).
+pub fn likelihood_context(item: &Item) -> String {
+    let q = item.question.trim();
+    if has_cjk(q) {
+        format!("问题：{q}\n答案：")
+    } else {
+        format!("Question: {q}\nAnswer:")
+    }
+}
+
+/// The continuation scored for option `text` under `loglik`: a space, then the option, as
+/// lm-eval-harness joins them (no space after a Chinese context).
+pub fn likelihood_continuation(item: &Item, text: &str) -> String {
+    if has_cjk(&item.question) {
+        text.trim().to_string()
+    } else {
+        format!(" {}", text.trim())
+    }
+}
+
+/// Scores model `name` under `loglik`: `logps[i][j]` is the summed log-probability of item
+/// `i`'s option `j` ([`likelihood_continuation`]); each is divided by the option's length in
+/// bytes and the largest wins (the first of equals).
+pub fn score_likelihoods(name: &str, items: &[Item], logps: &[Vec<f64>]) -> Vec<Prediction> {
+    items
+        .iter()
+        .zip(logps)
+        .map(|(it, lp)| {
+            let norm: Vec<f64> = it
+                .options
+                .iter()
+                .zip(lp)
+                .map(|(o, l)| l / likelihood_continuation(it, o).len().max(1) as f64)
+                .collect();
+            let mut best: Option<usize> = None;
+            for (j, v) in norm.iter().enumerate() {
+                if v.is_finite() && best.is_none_or(|b| *v > norm[b]) {
+                    best = Some(j);
+                }
+            }
+            let response = norm
+                .iter()
+                .enumerate()
+                .map(|(j, v)| format!("{}: {v:.4}", letter(j)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Prediction {
+                model: name.to_string(),
+                exam: it.exam.clone(),
+                id: it.id.clone(),
+                subject: it.subject.clone(),
+                answer: letter(it.answer).to_string(),
+                predicted: best.map(|j| letter(j).to_string()),
+                correct: best == Some(it.answer),
+                method: best.map(|_| Method::Likelihood),
+                format_ok: true,
+                prompt: likelihood_context(it),
+                response,
+            }
+        })
+        .collect()
 }
 
 /// The questions of every benchmark on the `data` port, shuffled and limited as configured.
@@ -279,8 +355,9 @@ pub struct ModelSummary {
     pub exams: BTreeMap<String, Accuracy>,
     /// Per subject, where the benchmarks give one.
     pub subjects: BTreeMap<String, Accuracy>,
-    /// Share of responses in the format asked for.
-    pub format_adherence: f64,
+    /// Share of responses in the format asked for (none under `loglik`, where nothing is
+    /// written).
+    pub format_adherence: Option<f64>,
     /// Responses from which no option could be extracted.
     pub unanswered: usize,
     /// How the answers were found: method → count.
@@ -316,7 +393,8 @@ pub fn summarise(c: &McqConfig, items: &[Item], preds: &[Prediction]) -> ModelSu
         overall: acc(&outcomes),
         exams: exams.iter().map(|(k, v)| (k.clone(), acc(v))).collect(),
         subjects: subjects.iter().map(|(k, v)| (k.clone(), acc(v))).collect(),
-        format_adherence: preds.iter().filter(|p| p.format_ok).count() as f64 / n,
+        format_adherence: (c.answer_format != AnswerFormat::Loglik)
+            .then(|| preds.iter().filter(|p| p.format_ok).count() as f64 / n),
         unanswered: preds.iter().filter(|p| p.predicted.is_none()).count(),
         methods,
         chance: items
@@ -356,12 +434,10 @@ pub fn markdown(summaries: &[ModelSummary]) -> String {
                 None => md.push_str(" — |"),
             }
         }
-        md.push_str(&format!(
-            " {:.1}% | {} | {} |\n",
-            100.0 * s.format_adherence,
-            s.unanswered,
-            o.n
-        ));
+        let adherence = s
+            .format_adherence
+            .map_or("—".to_string(), |f| format!("{:.1}%", 100.0 * f));
+        md.push_str(&format!(" {adherence} | {} | {} |\n", s.unanswered, o.n));
     }
     if let Some(s) = summaries.first() {
         md.push_str(&format!("\nChance: {:.1}%.\n", 100.0 * s.chance));
@@ -599,7 +675,7 @@ mod tests {
         assert_eq!(preds[1].predicted.as_deref(), Some("A"));
         let s = summarise(&c, &items, &preds);
         assert_eq!((s.overall.correct, s.overall.n, s.unanswered), (1, 2, 0));
-        assert_eq!(s.format_adherence, 0.5);
+        assert_eq!(s.format_adherence, Some(0.5));
         assert_eq!(s.chance, 0.5);
         assert_eq!(s.subjects["step1"].n, 2);
         let md = markdown(&[s]);
@@ -607,5 +683,35 @@ mod tests {
             md.contains("| m | 50.0% (") && md.contains("Chance: 50.0%"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn likelihoods_are_compared_per_byte() {
+        let c: McqConfig =
+            serde_json::from_value(json!({"answer_format": "loglik", "bootstrap": 0})).unwrap();
+        let it = item("Best treatment in pregnancy?");
+        assert_eq!(
+            prompt(&it, c.answer_format),
+            "Question: Best treatment in pregnancy?\nAnswer:"
+        );
+        assert_eq!(likelihood_continuation(&it, "Ampicillin "), " Ampicillin");
+        // " Ampicillin" is 11 bytes, " Nitrofurantoin" 15: the longer option has the lower
+        // sum and the higher mean, and the mean decides.
+        let preds = score_likelihoods("m", &[it.clone()], &[vec![-11.0, -12.0]]);
+        assert_eq!(preds[0].predicted.as_deref(), Some("B"));
+        assert!(preds[0].correct);
+        assert_eq!(preds[0].method, Some(Method::Likelihood));
+        assert_eq!(preds[0].response, "A: -1.0000, B: -0.8000");
+        // Not a number is never the answer; nothing finite is no answer.
+        let preds = score_likelihoods("m", &[it.clone()], &[vec![-11.0, f64::NAN]]);
+        assert_eq!(preds[0].predicted.as_deref(), Some("A"));
+        let preds = score_likelihoods("m", &[it.clone()], &[vec![f64::NAN, f64::NAN]]);
+        assert_eq!(preds[0].predicted, None);
+        let s = summarise(&c, &[it], &preds);
+        assert_eq!((s.format_adherence, s.unanswered), (None, 1));
+        assert!(markdown(&[s]).contains("| — | 1 | 1 |"));
+        let zh = item("最佳治疗是什么？");
+        assert_eq!(likelihood_context(&zh), "问题：最佳治疗是什么？\n答案：");
+        assert_eq!(likelihood_continuation(&zh, " 氨苄西林"), "氨苄西林");
     }
 }

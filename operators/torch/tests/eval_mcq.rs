@@ -209,3 +209,83 @@ fn smoke_over_the_shared_medqa_questions() {
     let log = p.log("eval");
     assert!(log.contains("50/50 questions"), "{log}");
 }
+
+#[test]
+fn loglik_scores_are_transformers_log_likelihoods() {
+    let eval = r#"  eval:
+    op: eval.mcq
+    in: {models: [a.model], data: [medqa.data]}
+    with: {answer_format: loglik, limit: 3, batch_size: 5, bootstrap: 100, device: cpu}
+"#;
+    let p = Project::new(&dag(eval));
+    let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.output("eval", "report").join("report.json")).unwrap(),
+    )
+    .unwrap();
+    let m = &report["models"][0];
+    assert!(m["format_adherence"].is_null(), "{m}");
+    assert_eq!(m["unanswered"], 0, "{m}");
+    let preds = rows(&p.output("eval", "predictions"));
+    assert_eq!(preds.len(), 3);
+    // Each option's summed log-probability after the context, per byte, as transformers
+    // computes it on the same model directory; the prediction is the largest.
+    let medqa: Vec<serde_json::Value> =
+        std::fs::read_to_string(repo().join("dags/data/medqa_sample.jsonl"))
+            .unwrap()
+            .lines()
+            .take(3)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let script = r#"
+import json, sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model_dir, questions = sys.argv[1], json.loads(sys.argv[2])
+tok = AutoTokenizer.from_pretrained(model_dir)
+model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
+for q in questions:
+    ctx = tok("Question: " + q["question"].strip() + "\nAnswer:")["input_ids"]
+    scores = []
+    for letter in sorted(q["options"]):
+        cont_text = " " + q["options"][letter].strip()
+        cont = tok(cont_text, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([ctx + cont])
+        with torch.no_grad():
+            logp = model(ids).logits[0, :-1].float().log_softmax(-1)
+        picked = logp[len(ctx) - 1:, :].gather(-1, torch.tensor(cont).unsqueeze(-1))
+        scores.append(picked.sum().item() / len(cont_text.encode()))
+    print(json.dumps(scores))
+"#;
+    let o = std::process::Command::new(common::python())
+        .args(["-c", script])
+        .arg(p.output("a", "model"))
+        .arg(serde_json::to_string(&medqa).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let reference: Vec<Vec<f64>> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (row, want) in preds.iter().zip(&reference) {
+        let got: Vec<f64> = row["response"]
+            .as_str()
+            .unwrap()
+            .split(", ")
+            .map(|kv| kv.split_once(": ").unwrap().1.parse().unwrap())
+            .collect();
+        assert_eq!(got.len(), want.len(), "{row}");
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 2e-4, "zest {got:?}, transformers {want:?}");
+        }
+        let best = (0..want.len())
+            .max_by(|&i, &j| want[i].total_cmp(&want[j]))
+            .unwrap();
+        assert_eq!(
+            row["predicted"].as_str().unwrap(),
+            ((b'A' + best as u8) as char).to_string(),
+            "{row}"
+        );
+    }
+}
