@@ -4,7 +4,8 @@
 //!
 //! Each source is its own input port. Documents are tokenized, joined with the end-of-text
 //! token and cut into rows of `seq_len` tokens; the last `validation.holdout_sequences` rows of
-//! every source are held out. Every micro-batch comes from one source, chosen by the mixing
+//! every source are held out. With `repack` (the default) the training documents are joined
+//! in a new seeded order every epoch, so that the rows differ from epoch to epoch. Every micro-batch comes from one source, chosen by the mixing
 //! strategy, which learns from that batch's loss (`reward: loss`, ODM's) or from the recent
 //! decrease of the source's loss (`reward: learning_progress`, which a noisy, unlearnable
 //! source does not attract).
@@ -164,6 +165,12 @@ pub struct CptConfig {
     /// Rows per micro-batch (one forward and backward pass).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// Join the documents in a new order every epoch before cutting rows, as Megatron-LM
+    /// does, so that a corpus read many times is not seen as the same rows every time (which
+    /// a small model memorises as whole sequences); `false`: the rows of the input order,
+    /// shuffled, every epoch.
+    #[serde(default = "yes")]
+    pub repack: bool,
     /// Micro-batches per optimiser step.
     #[serde(default = "one")]
     pub grad_accum: usize,
@@ -208,6 +215,9 @@ fn default_batch() -> usize {
 fn one() -> usize {
     1
 }
+fn yes() -> bool {
+    true
+}
 fn default_log_every() -> u64 {
     10
 }
@@ -237,7 +247,7 @@ pub struct Cpt;
 impl Operator for Cpt {
     type Config = CptConfig;
     const NAME: &'static str = "train.cpt";
-    const VERSION: &'static str = "1";
+    const VERSION: &'static str = "2";
     const DESCRIPTION: &'static str =
         "Continued pre-training on named sources, mixed online by a bandit (EXP3/ODM) or fixed weights";
     const WORKER: WorkerKind = WorkerKind::Torch;

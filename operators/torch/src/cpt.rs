@@ -26,15 +26,45 @@ use zest_operators::train::data::read_texts;
 struct Source {
     name: String,
     documents: usize,
-    /// Training rows, `seq_len` tokens each, one after another.
+    /// The training tokens as documents (each with its end-of-text token; the last may be
+    /// cut where the held-out rows begin), in input order.
+    pieces: Vec<Vec<i64>>,
+    /// Training rows, `seq_len` tokens each, one after another: the pieces joined in the order
+    /// of epoch `packed` ([`Source::pack`]).
     train: Vec<i64>,
+    packed: u64,
     /// Held-out rows, likewise.
     holdout: Vec<i64>,
 }
 
 impl Source {
+    fn train_tokens(&self) -> usize {
+        self.pieces.iter().map(Vec::len).sum()
+    }
+
     fn train_rows(&self, seq: usize) -> usize {
-        self.train.len() / seq
+        self.train_tokens() / seq
+    }
+
+    /// Joins the documents for `epoch`: in input order without `repack`, else in an order
+    /// drawn for the epoch, so that rows hold other neighbours and cuts every epoch. The
+    /// length, and so the number of rows, is the same every epoch.
+    fn pack(&mut self, repack: bool, epoch: u64, seed: u64, stream: usize) {
+        if !self.train.is_empty() && (self.packed == epoch || !repack) {
+            return;
+        }
+        self.train.clear();
+        if repack {
+            // Another stream than the rows' own order, so the two shuffles are independent.
+            for d in order(self.pieces.len(), seed, stream + (1 << 20), epoch) {
+                self.train.extend_from_slice(&self.pieces[d as usize]);
+            }
+        } else {
+            for p in &self.pieces {
+                self.train.extend_from_slice(p);
+            }
+        }
+        self.packed = epoch;
     }
 }
 
@@ -124,10 +154,24 @@ fn load_sources(c: &CptConfig, ctx: &OpContext, tok: &TextTokenizer) -> Result<V
         }
         ids.truncate(rows * seq);
         let holdout = ids.split_off((rows - held) * seq);
+        let eos = tok.special_id("eos_token");
+        let mut pieces = vec![];
+        let mut at = 0;
+        for (i, &t) in ids.iter().enumerate() {
+            if Some(t) == eos {
+                pieces.push(ids[at..=i].to_vec());
+                at = i + 1;
+            }
+        }
+        if at < ids.len() {
+            pieces.push(ids[at..].to_vec());
+        }
         out.push(Source {
             name,
             documents: texts.len(),
-            train: ids,
+            pieces,
+            train: vec![],
+            packed: 0,
             holdout,
         });
     }
@@ -191,7 +235,7 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
             "input `tokenizer`"
         },
     )?;
-    let sources = load_sources(c, ctx, &tok)?;
+    let mut sources = load_sources(c, ctx, &tok)?;
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let seq = c.seq_len;
     let total = c.total_steps();
@@ -219,7 +263,7 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
         None => {
             let model =
                 checkpoint::load(&model_dir, dev, Some(kind)).context("loading input `model`")?;
-            let tokens: Vec<u64> = sources.iter().map(|s| s.train.len() as u64).collect();
+            let tokens: Vec<u64> = sources.iter().map(|s| s.train_tokens() as u64).collect();
             let weights: Vec<Option<f64>> = c
                 .sources
                 .resolved()
@@ -241,6 +285,9 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
         }
     };
     let mut state = state;
+    for (i, s) in sources.iter_mut().enumerate() {
+        s.pack(c.repack, state.cursors[i].epoch, c.seed, i);
+    }
     model_dir::check_vocabulary(&tok, &model, "input `tokenizer`")?;
     model.set_trainable(true);
     for s in &sources {
@@ -270,13 +317,14 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
             opt.zero_grad();
             for _ in 0..c.grad_accum {
                 let s = state.mixer.select();
-                let src = &sources[s];
-                let rows = src.train_rows(seq);
+                let rows = sources[s].train_rows(seq);
                 let mut batch = Vec::with_capacity(c.batch_size * seq);
                 for _ in 0..c.batch_size {
                     let r = state.cursors[s].next(&mut orders[s], rows, c.seed, s);
-                    batch.extend_from_slice(&src.train[r * seq..(r + 1) * seq]);
+                    sources[s].pack(c.repack, state.cursors[s].epoch, c.seed, s);
+                    batch.extend_from_slice(&sources[s].train[r * seq..(r + 1) * seq]);
                 }
+                let src = &sources[s];
                 let ids = Tensor::from_slice(&batch).view([c.batch_size as i64, seq as i64]);
                 let logits = model.forward(
                     &ids,
@@ -462,4 +510,52 @@ fn state_series(state: &State) -> crate::plots::Series {
         s.weights.push((name.clone(), weight));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source() -> Source {
+        // Documents 1, 2 2, 3 3 3 and a cut one (4 4), with 0 as the end-of-text token.
+        Source {
+            name: "s".into(),
+            documents: 4,
+            pieces: vec![vec![1, 0], vec![2, 2, 0], vec![3, 3, 3, 0], vec![4, 4]],
+            train: vec![],
+            packed: 0,
+            holdout: vec![],
+        }
+    }
+
+    fn sorted(train: &[i64]) -> Vec<i64> {
+        let mut v = train.to_vec();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn every_epoch_joins_the_same_documents_in_its_own_order() {
+        let mut s = source();
+        s.pack(false, 0, 7, 0);
+        assert_eq!(s.train, [1, 0, 2, 2, 0, 3, 3, 3, 0, 4, 4]);
+        s.pack(false, 3, 7, 0);
+        assert_eq!(s.train, [1, 0, 2, 2, 0, 3, 3, 3, 0, 4, 4], "without repack");
+        let mut s = source();
+        let mut seen = std::collections::BTreeSet::new();
+        for epoch in 0..8 {
+            s.pack(true, epoch, 7, 0);
+            assert_eq!(s.train.len(), 11);
+            assert_eq!(s.train_rows(4), 2);
+            assert_eq!(sorted(&s.train), sorted(&source().pieces.concat()));
+            seen.insert(s.train.clone());
+            let again = s.train.clone();
+            s.pack(true, epoch, 7, 0);
+            assert_eq!(
+                s.train, again,
+                "the same epoch is packed once, the same way"
+            );
+        }
+        assert!(seen.len() > 1, "every epoch packed alike");
+    }
 }
