@@ -6,14 +6,18 @@
   (born-digital pages, and one scanned guideline page that needs OCR), and the textbook's
   key-facts pages, one short paragraph per condition in plain statements;
 - web/*.html: the same facts as patient-information pages;
-- mcq_train.jsonl: MedQA-layout questions about the first 24 conditions (for fine-tuning,
-  synthesis and rejection sampling): 96 questions, then the same 96 with the answer under
-  each other letter and other distractors (options come from training conditions only);
-- mcq_heldout.jsonl: questions about the last 8 conditions, which only evaluation reads (their
-  options are those conditions' own);
+- mcq_heldout.jsonl: one question per condition about its held-out relation (facts.held_out:
+  the first condition's treatment, the second's symptom, …), 32 in all, which only evaluation
+  reads; their options are held-out facts of the same relation;
+- mcq_train.jsonl: MedQA-layout questions about the other 96 facts (for fine-tuning, synthesis
+  and rejection sampling): 96 questions, then the same 96 with the answer under each other
+  letter and other distractors (options are trained facts only);
 - sft_general.jsonl (stage 1: single-turn instructions), sft_dialogue.jsonl (stage 2: multi-turn
   conversations, and the reasoner's and critic's tasks of generate.reasoning on the training
-  questions, in the templates demo.yaml gives that node): about the first 24 conditions only.
+  questions, in the templates demo.yaml gives that node): they state trained facts only.
+
+A held-out fact is thus stated only in the prose the model pre-trains on; fine-tuning teaches
+how questions about a condition are answered, on its other relations.
 
 Every fact is stated four times in different words (textbook, key facts, guideline, web
 page), as knowledge is best learnt from paraphrases.
@@ -90,6 +94,27 @@ STATEMENTS = {
     "cause": "The most common cause of {c} is {v}.",
 }
 
+# Stage 1's explanations and lists, a sentence or line per trained relation, in this order.
+ORDER = ["cause", "symptom", "test", "treatment"]
+EXPLAIN = {
+    "cause": "{C} is most often caused by {cause}.",
+    "symptom": "Patients with {c} typically present with {symptom}.",
+    "test": "The diagnosis of {c} is confirmed with {test}.",
+    "treatment": "The first-line treatment for {c} is {treatment}.",
+}
+LISTED = {"cause": "Cause", "symptom": "Typical symptom", "test": "Confirming test",
+          "treatment": "First-line treatment"}
+
+# Stage 2's conversations: a question and its answer per trained relation, in this order.
+TALK = ["cause", "test", "treatment"]
+ASKED = {"cause": "What causes it?", "test": "How would a doctor confirm it?",
+         "treatment": "How is it treated?"}
+ANSWERED = {
+    "cause": "{C} is usually caused by {cause}.",
+    "test": "The diagnosis of {c} is confirmed with {test}.",
+    "treatment": "The first-line treatment for {c} is {treatment}.",
+}
+
 # The first step of a chain: what is asked, in the question's words.
 ASK = "The question asks: {question}"
 
@@ -123,26 +148,35 @@ def question(cond, r, rel, options, suffix=""):
     }
 
 
-def questions(conds, rng, orders=1):
-    """One question per condition and relation, its three distractors drawn from the other
-    conditions in `conds` (so training and held-out options never mix); with `orders` > 1, the
-    first `len(conds) * 4` rows are one of each and the rest the same questions again with the
-    answer under each other letter and fresh distractors, so that only the question tells
-    which option is right."""
+def split():
+    """The facts as (condition, index of the value in the condition's tuple, relation):
+    those fine-tuning may state, and the held-out ones."""
+    train, held = [], []
+    for i, cond in enumerate(facts.CONDITIONS):
+        for k, rel in enumerate(facts.RELATIONS):
+            (held if facts.held_out(i) == k else train).append((cond, k + 1, rel))
+    return train, held
+
+
+def questions(pairs, rng, orders=1):
+    """One question per fact in `pairs`, its three distractors drawn from the other facts of
+    the same relation in `pairs` (so training and held-out options never mix); with
+    `orders` > 1, the first `len(pairs)` rows are one of each and the rest the same questions
+    again with the answer under each other letter and fresh distractors, so that only the
+    question tells which option is right."""
     first, more = [], []
-    for cond in conds:
-        for r, rel in enumerate(facts.RELATIONS, start=1):
-            answer = cond[r]
-            pool = [c[r] for c in conds if c[r] != answer]
-            options = rng.sample(pool, 3) + [answer]
-            rng.shuffle(options)
-            first.append(question(cond, r, rel, options))
-            k = options.index(answer)
-            for j in range(1, orders):
-                at = (k + j) % len(LETTERS)
-                moved = rng.sample(pool, 3)
-                moved.insert(at, answer)
-                more.append(question(cond, r, rel, moved, f"-{LETTERS[at].lower()}"))
+    for cond, r, rel in pairs:
+        answer = cond[r]
+        pool = [c[r] for c, r2, _ in pairs if r2 == r and c[r] != answer]
+        options = rng.sample(pool, 3) + [answer]
+        rng.shuffle(options)
+        first.append(question(cond, r, rel, options))
+        k = options.index(answer)
+        for j in range(1, orders):
+            at = (k + j) % len(LETTERS)
+            moved = rng.sample(pool, 3)
+            moved.insert(at, answer)
+            more.append(question(cond, r, rel, moved, f"-{LETTERS[at].lower()}"))
     return first + more
 
 
@@ -234,7 +268,7 @@ def write_jsonl(path, rows):
 def main():
     rng = random.Random(2502)
     conds = facts.CONDITIONS
-    train, held = conds[: -facts.HELD_OUT], conds[-facts.HELD_OUT:]
+    train, held = split()
 
     # Prose. The textbook's paragraphs rotate through three phrasings; the guideline and the
     # web pages have one each.
@@ -278,33 +312,33 @@ def main():
     write_jsonl(HERE / "mcq_train.jsonl", qtrain)
     write_jsonl(HERE / "mcq_heldout.jsonl", qheld)
 
-    # SFT stage 1: single-turn instructions about the training conditions.
+    # SFT stage 1: single-turn instructions, on trained facts only.
+    known = {c[0]: [(r, rel) for c2, r, rel in train if c2 is c] for c in conds}
     general = []
-    for c in train:
+    for c in conds:
         f = fields(c)
         general.append({"instruction": f"Explain what {c[0]} is and how it is managed.",
-                        "output": TEXTBOOK[0].format(**f)})
+                        "output": " ".join(EXPLAIN[rel].format(**f) for _, rel in
+                                           sorted(known[c[0]], key=lambda x: ORDER.index(x[1])))})
         general.append({"instruction": f"List the key facts about {c[0]}.",
-                        "output": f"- Cause: {c[4]}\n- Typical symptom: {c[2]}\n"
-                                  f"- Confirming test: {c[3]}\n- First-line treatment: {c[1]}"})
+                        "output": "\n".join(f"- {LISTED[rel]}: {c[r]}" for r, rel in
+                                            sorted(known[c[0]], key=lambda x: ORDER.index(x[1])))})
     write_jsonl(HERE / "sft_general.jsonl", general)
 
-    # SFT stage 2: conversations, and the experts' tasks.
+    # SFT stage 2: conversations (on trained facts), and the experts' tasks.
     dialogue = []
-    for c in train:
+    for c in conds:
         f = fields(c)
-        dialogue.append({"messages": [
-            {"role": "user", "content": f"I was told I might have {c[0]}. What causes it?"},
-            {"role": "assistant", "content": f"{f['C']} is usually caused by {c[4]}."},
-            {"role": "user", "content": "How would a doctor confirm it?"},
-            {"role": "assistant", "content": f"The diagnosis of {c[0]} is confirmed with {c[3]}."},
-            {"role": "user", "content": "And how is it treated?"},
-            {"role": "assistant", "content": f"The first-line treatment for {c[0]} is {c[1]}."},
-        ]})
+        rels = [rel for _, rel in known[c[0]]]
+        turns = [(ASKED[rel], ANSWERED[rel].format(**f)) for rel in TALK if rel in rels]
+        messages = []
+        for k, (u, a) in enumerate(turns):
+            if k == 0:
+                u = f"I was told I might have {c[0]}. {u}"
+            messages += [{"role": "user", "content": u}, {"role": "assistant", "content": a}]
+        dialogue.append({"messages": messages})
     t = templates()
-    by_name = {c[0]: c for c in train}
-    for q in qtrain[: len(train) * len(facts.RELATIONS)]:
-        cond = by_name[next(n for n in by_name if q["id"].startswith(slug(n) + "-"))]
+    for q, (cond, _, _) in zip(qtrain, train):
         dialogue.extend(expert_tasks(q, cond, rng, t))
     write_jsonl(HERE / "sft_dialogue.jsonl", dialogue)
     print(f"{len(qtrain)} training and {len(qheld)} held-out questions, "
