@@ -7,7 +7,7 @@
 //! Generation runs on the kernels in `zest-torch` (greedy unless `temperature` is set); the
 //! rest (reading, prompting, extraction, scoring, the report) is here.
 
-use super::extract::{extract, follows_format, Method};
+use super::extract::{extract, follows_format, Extracted, Method};
 use super::items::{self, letter, Item, Layout};
 use super::stats::{accuracy, Accuracy};
 use crate::train::common::{check_device, default_device, Precision};
@@ -216,19 +216,11 @@ pub fn score_likelihoods(name: &str, items: &[Item], logps: &[Vec<f64>]) -> Vec<
                 .map(|(j, v)| format!("{}: {v:.4}", letter(j)))
                 .collect::<Vec<_>>()
                 .join(", ");
-            Prediction {
-                model: name.to_string(),
-                exam: it.exam.clone(),
-                id: it.id.clone(),
-                subject: it.subject.clone(),
-                answer: letter(it.answer).to_string(),
-                predicted: best.map(|j| letter(j).to_string()),
-                correct: best == Some(it.answer),
-                method: best.map(|_| Method::Likelihood),
-                format_ok: true,
-                prompt: likelihood_context(it),
-                response,
-            }
+            let picked = best.map(|option| Extracted {
+                option,
+                method: Method::Likelihood,
+            });
+            Prediction::new(name, it, picked, true, likelihood_context(it), response)
         })
         .collect()
 }
@@ -319,6 +311,32 @@ pub struct Prediction {
     pub response: String,
 }
 
+impl Prediction {
+    /// Model `name`'s answer `picked` to `item`, given `prompt`, as `response`.
+    fn new(
+        name: &str,
+        item: &Item,
+        picked: Option<Extracted>,
+        format_ok: bool,
+        prompt: String,
+        response: String,
+    ) -> Prediction {
+        Prediction {
+            model: name.to_string(),
+            exam: item.exam.clone(),
+            id: item.id.clone(),
+            subject: item.subject.clone(),
+            answer: letter(item.answer).to_string(),
+            predicted: picked.map(|e| letter(e.option).to_string()),
+            correct: picked.is_some_and(|e| e.option == item.answer),
+            method: picked.map(|e| e.method),
+            format_ok,
+            prompt,
+            response,
+        }
+    }
+}
+
 /// Scores `responses` (one per item, in order) of model `name`.
 pub fn score(c: &McqConfig, name: &str, items: &[Item], responses: &[String]) -> Vec<Prediction> {
     let think = c.answer_format == AnswerFormat::Think;
@@ -326,20 +344,14 @@ pub fn score(c: &McqConfig, name: &str, items: &[Item], responses: &[String]) ->
         .iter()
         .zip(responses)
         .map(|(it, r)| {
-            let e = extract(r, &it.options);
-            Prediction {
-                model: name.to_string(),
-                exam: it.exam.clone(),
-                id: it.id.clone(),
-                subject: it.subject.clone(),
-                answer: letter(it.answer).to_string(),
-                predicted: e.map(|e| letter(e.option).to_string()),
-                correct: e.is_some_and(|e| e.option == it.answer),
-                method: e.map(|e| e.method),
-                format_ok: follows_format(r, think, it.options.len()),
-                prompt: prompt(it, c.answer_format),
-                response: r.clone(),
-            }
+            Prediction::new(
+                name,
+                it,
+                extract(r, &it.options),
+                follows_format(r, think, it.options.len()),
+                prompt(it, c.answer_format),
+                r.clone(),
+            )
         })
         .collect()
 }
@@ -697,15 +709,15 @@ mod tests {
         assert_eq!(likelihood_continuation(&it, "Ampicillin "), " Ampicillin");
         // " Ampicillin" is 11 bytes, " Nitrofurantoin" 15: the longer option has the lower
         // sum and the higher mean, and the mean decides.
-        let preds = score_likelihoods("m", &[it.clone()], &[vec![-11.0, -12.0]]);
+        let preds = score_likelihoods("m", std::slice::from_ref(&it), &[vec![-11.0, -12.0]]);
         assert_eq!(preds[0].predicted.as_deref(), Some("B"));
         assert!(preds[0].correct);
         assert_eq!(preds[0].method, Some(Method::Likelihood));
         assert_eq!(preds[0].response, "A: -1.0000, B: -0.8000");
         // Not a number is never the answer; nothing finite is no answer.
-        let preds = score_likelihoods("m", &[it.clone()], &[vec![-11.0, f64::NAN]]);
+        let preds = score_likelihoods("m", std::slice::from_ref(&it), &[vec![-11.0, f64::NAN]]);
         assert_eq!(preds[0].predicted.as_deref(), Some("A"));
-        let preds = score_likelihoods("m", &[it.clone()], &[vec![f64::NAN, f64::NAN]]);
+        let preds = score_likelihoods("m", std::slice::from_ref(&it), &[vec![f64::NAN, f64::NAN]]);
         assert_eq!(preds[0].predicted, None);
         let s = summarise(&c, &[it], &preds);
         assert_eq!((s.format_adherence, s.unanswered), (None, 1));
