@@ -121,6 +121,58 @@ pub struct SftConfig {
     /// Print progress every this many steps.
     #[serde(default = "default_log_every")]
     pub log_every: u64,
+    /// Pre-training text (the `replay` input) mixed among the fine-tuning examples, so that
+    /// a stage does not overwrite what continued pre-training stored. On with its defaults
+    /// when the `replay` input is connected.
+    #[serde(default)]
+    pub replay: Option<ReplayConfig>,
+}
+
+/// Replay of pre-training text during fine-tuning: the text is tokenized as `train.cpt`
+/// tokenizes it, cut into rows of `seq_len` tokens that carry the loss on every token, and
+/// rows are drawn so that they make up `ratio` of every epoch's training units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// The share of each epoch's units that are replayed rows (0 ≤ ratio < 1): with n
+    /// fine-tuning units, `round(n · ratio / (1 − ratio))` rows join them.
+    #[serde(default = "default_replay_ratio")]
+    pub ratio: f64,
+    /// Tokens per replayed row (at most `max_length`; default: 512 or `max_length` if less).
+    #[serde(default)]
+    pub seq_len: Option<usize>,
+    /// The text column of the `replay` datasets.
+    #[serde(default = "default_text_column")]
+    pub text_column: String,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            ratio: default_replay_ratio(),
+            seq_len: None,
+            text_column: default_text_column(),
+        }
+    }
+}
+
+impl ReplayConfig {
+    /// How many replayed rows join `units` fine-tuning units.
+    pub fn rows_for(&self, units: usize) -> usize {
+        (units as f64 * self.ratio / (1.0 - self.ratio)).round() as usize
+    }
+
+    /// Tokens per replayed row under `max_length`.
+    pub fn seq_len(&self, max_length: usize) -> usize {
+        self.seq_len.unwrap_or(512.min(max_length))
+    }
+}
+
+fn default_replay_ratio() -> f64 {
+    0.25
+}
+fn default_text_column() -> String {
+    "text".into()
 }
 
 fn default_max_length() -> usize {
@@ -512,7 +564,19 @@ impl Operator for Sft {
         "Supervised fine-tuning on chat records (TRL, Alpaca, ShareGPT, Citrus formats), one stage";
     const WORKER: WorkerKind = WorkerKind::Torch;
 
-    fn ports(_config: Option<&SftConfig>) -> Ports {
+    fn ports(config: Option<&SftConfig>) -> Ports {
+        let replay = PortSpec::new(
+            "replay",
+            PortType::Dataset,
+            "pre-training text replayed among the examples (`replay`)",
+        )
+        .many();
+        // Required once `replay:` is configured; optional (and on with defaults) otherwise.
+        let replay = if config.is_some_and(|c| c.replay.is_some()) {
+            replay
+        } else {
+            replay.optional()
+        };
         Ports {
             inputs: vec![
                 PortSpec::new("model", PortType::Model, "the model to fine-tune"),
@@ -526,6 +590,7 @@ impl Operator for Sft {
                 PortSpec::new("eval", PortType::Dataset, "records for the validation loss")
                     .optional()
                     .many(),
+                replay,
             ],
             outputs: vec![
                 PortSpec::new("model", PortType::Model, "the fine-tuned model"),
@@ -564,6 +629,24 @@ impl Operator for Sft {
         if c.checkpoint.keep == 0 {
             return Err("checkpoint.keep: must be at least 1".into());
         }
+        if let Some(r) = &c.replay {
+            if !(r.ratio.is_finite() && (0.0..1.0).contains(&r.ratio)) {
+                return Err(format!(
+                    "replay.ratio: must be at least 0 and below 1, not {}",
+                    r.ratio
+                ));
+            }
+            match r.seq_len {
+                Some(n) if n < 2 => return Err("replay.seq_len: must be at least 2".into()),
+                Some(n) if n > c.max_length => {
+                    return Err(format!(
+                        "replay.seq_len ({n}) must not exceed max_length ({})",
+                        c.max_length
+                    ))
+                }
+                _ => {}
+            }
+        }
         c.resolved_optim().check()?;
         check_device(&c.device)
     }
@@ -594,6 +677,34 @@ mod tests {
     fn scored(t: &TextTokenizer, ex: &Example) -> String {
         let ids: Vec<i64> = ex.labels.iter().copied().filter(|l| *l != IGNORE).collect();
         t.decode(&ids, false).unwrap()
+    }
+
+    #[test]
+    fn replay_is_checked_and_makes_its_port_required() {
+        let with = |r: Value| -> SftConfig {
+            serde_json::from_value(json!({"max_length": 256, "replay": r})).unwrap()
+        };
+        assert!(Sft::check(&with(json!({"ratio": 0.5, "seq_len": 128}))).is_ok());
+        for (r, want) in [
+            (json!({"ratio": 1.0}), "replay.ratio"),
+            (json!({"ratio": -0.1}), "replay.ratio"),
+            (json!({"seq_len": 1}), "replay.seq_len"),
+            (json!({"seq_len": 512}), "must not exceed max_length (256)"),
+        ] {
+            let e = Sft::check(&with(r.clone())).unwrap_err();
+            assert!(e.contains(want), "{r}: {e}");
+        }
+        assert_eq!(ReplayConfig::default().seq_len(256), 256);
+        assert_eq!(ReplayConfig::default().seq_len(4096), 512);
+        let port = |c: Option<&SftConfig>| {
+            Sft::ports(c)
+                .inputs
+                .into_iter()
+                .find(|p| p.name == "replay")
+                .unwrap()
+        };
+        assert!(!port(None).required);
+        assert!(port(Some(&with(json!({})))).required);
     }
 
     #[test]

@@ -112,7 +112,7 @@ struct State {
 
 /// Tokenizes documents as pre-training sees them: the tokenizer's own special tokens, a
 /// beginning-of-sequence token where the tokenizer has one, the end-of-text token after each.
-fn tokenize(tok: &TextTokenizer, texts: &[String], threads: usize) -> Result<Vec<i64>> {
+pub(crate) fn tokenize(tok: &TextTokenizer, texts: &[String], threads: usize) -> Result<Vec<i64>> {
     let eos = tok.special_id("eos_token").ok_or_else(|| {
         anyhow::anyhow!(
             "the tokenizer names no eos_token (tokenizer_config.json), which separates documents"

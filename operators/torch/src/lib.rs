@@ -13,6 +13,7 @@ pub mod mixer;
 pub mod model_dir;
 pub mod plots;
 pub mod preference;
+pub mod replay;
 pub mod sft;
 
 use anyhow::Context;

@@ -7,6 +7,7 @@ use crate::common::{
 };
 use crate::init::kind_of;
 use crate::model_dir;
+use crate::replay::{self, ReplayStats};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -163,6 +164,43 @@ fn examples_of(
     Ok((conv.examples, n, conv.empty, conv.truncated))
 }
 
+/// Adds the replayed rows of pre-training text to `train` (when the `replay` input is
+/// connected or `replay:` configured), each a unit with the loss on every token.
+fn replay_units(
+    ctx: &OpContext,
+    tok: &TextTokenizer,
+    c: &SftConfig,
+    train: &mut Vec<Unit>,
+) -> Result<Option<ReplayStats>> {
+    if ctx.inputs("replay").is_empty() {
+        if c.replay.is_some() {
+            bail!("`replay:` is configured but no dataset is connected to input `replay`");
+        }
+        return Ok(None);
+    }
+    let rc = c.replay.clone().unwrap_or_default();
+    let (rows, stats) = replay::rows(ctx, tok, &rc, c.max_length, train.len(), c.seed)?;
+    println!(
+        "replay: {} rows of {} tokens from {} documents ({} distinct), {:.0}% of {} units",
+        stats.used,
+        stats.seq_len,
+        stats.documents,
+        stats.rows,
+        rc.ratio * 100.0,
+        train.len() + stats.used
+    );
+    for ids in rows {
+        let n = ids.len() as i64;
+        train.push(Unit {
+            labels: ids.clone(),
+            ids,
+            // In a packed batch every unit carries its positions and segments.
+            packed: c.packing.then(|| ((0..n).collect(), vec![0; n as usize])),
+        });
+    }
+    Ok(Some(stats))
+}
+
 /// Mean loss per scored token over `units`.
 fn eval_loss(model: &Transformer, units: &[Unit], c: &SftConfig, pad: i64) -> f64 {
     let _g = tch::no_grad_guard();
@@ -213,7 +251,9 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
         let (e, ..) = examples_of(ctx, "eval", &tok, c)?;
         units(e, c, pad)
     };
-    let train = units(train, c, pad);
+    let mut train = units(train, c, pad);
+    let examples = train.len();
+    let replay = replay_units(ctx, &tok, c, &mut train)?;
     let per_step = c.batch_size * c.grad_accum;
     let total = c.max_steps.unwrap_or_else(|| {
         ((train.len() as f64 * c.epochs) / per_step as f64)
@@ -345,10 +385,11 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
     let report = serde_json::json!({
         "op": "train.sft",
         "records": records,
-        "examples": train.len(),
+        "examples": examples,
         "truncated": truncated,
         "dropped": empty,
         "packing": c.packing,
+        "replay": replay,
         "loss_on": c.loss_on,
         "total_steps": total,
         "steps": state.steps,

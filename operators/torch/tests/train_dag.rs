@@ -172,11 +172,11 @@ nodes:
     with: {{paths: ["{r}/pairs.jsonl"]}}
   sft1:
     op: train.sft
-    in: {{model: cpt.model, data: stage1_data.data}}
-    with: {{max_steps: 4, batch_size: 4, max_length: 256, optim: {{lr: 0.001}}, device: cpu, log_every: 1}}
+    in: {{model: cpt.model, data: stage1_data.data, replay: abstracts.data}}
+    with: {{max_steps: 4, batch_size: 4, max_length: 256, optim: {{lr: 0.001}}, device: cpu, log_every: 1, replay: {{ratio: 0.5, seq_len: 64}}}}
   sft2:
     op: train.sft
-    in: {{model: sft1.model, data: stage2_data.data, eval: stage2_data.data}}
+    in: {{model: sft1.model, data: stage2_data.data, eval: stage2_data.data, replay: [answers.data, questions.data]}}
     with: {{max_steps: 4, batch_size: 4, max_length: 256, packing: true, optim: {{lr: 0.001}}, device: cpu, eval_every: 2}}
   sft3:
     op: train.sft
@@ -248,6 +248,24 @@ fn the_training_chain_runs_and_every_model_loads_in_transformers() {
         let d = max_diff(&ours, &theirs);
         eprintln!("{node}: max |Δlogit| vs transformers = {d:e}");
         assert!(d <= 1e-4, "{node}: max |Δlogit| = {d}");
+    }
+    // Replay: pre-training rows joined the fine-tuning units, as many as the ratio says
+    // (sft1: 0.5 of rows of 64 tokens; sft2, packed, by default: 0.25, rows of max_length).
+    for (node, seq_len, per_unit) in [("sft1", 64, 1.0), ("sft2", 256, 1.0 / 3.0)] {
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(p.output(node, "report").join("report.json")).unwrap(),
+        )
+        .unwrap();
+        let units = r["examples"].as_f64().unwrap();
+        let replay = &r["replay"];
+        assert_eq!(replay["seq_len"], seq_len, "{node}: {replay}");
+        assert_eq!(
+            replay["used"].as_f64().unwrap(),
+            (units * per_unit).round(),
+            "{node}: {replay}"
+        );
+        assert!(replay["rows"].as_u64().unwrap() > 0, "{node}: {replay}");
+        assert!(p.log(node).contains("replay: "), "{node}");
     }
     // Training moved the model.
     let (a, _) = logits_both(&p.output("init", "model"), scratch.path());
