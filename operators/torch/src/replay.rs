@@ -66,8 +66,7 @@ pub fn rows(
     units: usize,
     seed: u64,
 ) -> Result<(Vec<Vec<i64>>, ReplayStats)> {
-    let texts = read_texts(ctx, "replay", "replay.text_column", &c.text_column)
-        .context("input `replay`")?;
+    let texts = read_texts(ctx, "replay", "replay.text_column", &c.text_column)?;
     if texts.is_empty() {
         bail!("input `replay`: no document has text to replay");
     }
