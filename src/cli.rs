@@ -190,9 +190,10 @@ pub enum ModelAction {
 pub enum NodeAction {
     /// Serve tasks on stdin/stdout (started by the local executor).
     Worker,
-    /// Execute one task described by a JSON file (`-` for stdin) and print the result.
+    /// Execute one task and print the result (written to the store instead for `store:KEY`).
     Exec {
-        /// The task file.
+        /// The task: a JSON file, `-` for stdin, or `store:KEY` (in the store ZEST_STORE names,
+        /// run in ZEST_WORK_DIR; how cluster executors start nodes).
         #[arg(long)]
         task: String,
     },
@@ -216,6 +217,14 @@ pub struct ExecArgs {
     /// GPUs for nodes: a count, or a comma-separated list of device indices [default: detected]
     #[arg(long)]
     pub gpus: Option<String>,
+    /// The executor profile of nodes that name none: `local`, `ray` (RAY_ADDRESS), or one of
+    /// --executor-config [default: the config's `default`, else local]
+    #[arg(long, env = "ZEST_EXECUTOR")]
+    pub executor: Option<String>,
+    /// A YAML file of executor profiles (`default:` and `profiles:`; see the README). A resumed
+    /// run keeps the profiles it started with unless this is given.
+    #[arg(long, env = "ZEST_EXECUTOR_CONFIG", value_name = "FILE")]
+    pub executor_config: Option<PathBuf>,
     /// Stop everything at the first failed node.
     #[arg(long)]
     pub fail_fast: bool,

@@ -9,10 +9,12 @@ use std::path::Path;
 
 use zest_engine::compile::{compile_file, compile_source};
 use zest_engine::diag::Diagnostics;
+use zest_engine::executor::ExecutorConfig;
 use zest_engine::operator::Registry;
 use zest_engine::plan::Plan;
 use zest_engine::progress::{Mode, Progress};
 use zest_engine::run::{self, RunRecord, RunStatus};
+use zest_engine::scheduler::cache::{Lookup, NotLooked};
 use zest_engine::scheduler::{self, ExecOptions, Start};
 use zest_engine::store::{ArtifactStore, S3Options};
 use zest_engine::telemetry::Telemetry;
@@ -35,9 +37,11 @@ pub fn node(action: &NodeAction, registry: &Registry) -> i32 {
                 NODE_FAILED
             }
         },
-        NodeAction::Exec { task } => match zest_engine::worker::exec_one(registry, task) {
+        NodeAction::Exec { task } => match zest_engine::worker::exec_task_arg(registry, task) {
             Ok(r) => {
-                outln!("{}", serde_json::to_string(&r).unwrap_or_default());
+                if !task.starts_with(zest_engine::worker::STORE_TASK) {
+                    outln!("{}", serde_json::to_string(&r).unwrap_or_default());
+                }
                 if r.error.is_some() {
                     NODE_FAILED
                 } else {
@@ -230,6 +234,7 @@ fn exec_options(
     g: &Global,
     a: &ExecArgs,
     store_override: Option<&str>,
+    resumed: Option<&run::RunDir>,
 ) -> Result<ExecOptions, String> {
     let url = store_override
         .map(str::to_string)
@@ -248,6 +253,24 @@ fn exec_options(
         None => machine::gpus(),
     };
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the zest binary: {e}"))?;
+    let mut executors = match (&a.executor_config, resumed) {
+        (Some(f), _) => ExecutorConfig::from_file(f).map_err(|e| format!("{e:#}"))?,
+        // A resumed run keeps its profiles, so its jobs are found where they were sent.
+        (None, Some(dir)) => std::fs::read(dir.executors())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default(),
+        (None, None) => ExecutorConfig::default(),
+    };
+    if let Some(e) = &a.executor {
+        if executors.profile(e).is_none() {
+            return Err(format!(
+                "--executor {e}: no such executor profile (defined: {})",
+                executors.names().join(", ")
+            ));
+        }
+        executors.default = e.clone();
+    }
     Ok(ExecOptions {
         cpus,
         memory,
@@ -258,6 +281,7 @@ fn exec_options(
         store,
         store_cfg,
         exe,
+        executors,
     })
 }
 
@@ -274,7 +298,7 @@ async fn run_cmd(
     };
     let source = std::fs::read_to_string(file).unwrap_or_default();
     let overrides = parse_overrides(params).unwrap_or_default();
-    let opts = match exec_options(g, a, None) {
+    let opts = match exec_options(g, a, None, None) {
         Ok(o) => o,
         Err(e) => {
             errln!("zest: {e}");
@@ -336,7 +360,7 @@ async fn resume_cmd(g: &Global, run_id: &str, a: &ExecArgs, registry: &Registry)
         }
     };
     let store = rec.store.clone();
-    let opts = match exec_options(g, a, Some(&store)) {
+    let opts = match exec_options(g, a, Some(&store), Some(&dir)) {
         Ok(o) => o,
         Err(e) => {
             errln!("zest: {e}");
@@ -472,55 +496,44 @@ async fn plan_cmd(
         if blocked.is_none() {
             blocked = n.after.iter().find(|a| !known.contains_key(*a)).cloned();
         }
-        let files = match &blocked {
-            None => Some(scheduler::external_files(n).await),
-            Some(_) => None,
-        };
         let (action, why, key) = if let Some(up) = blocked {
             ("run", format!("upstream `{up}` will run"), None)
-        } else if let Some(Err(e)) = &files {
-            ("run", format!("cannot read its files: {e:#}"), None)
         } else {
-            let files = files.and_then(Result::ok).unwrap_or_default();
-            let key = scheduler::cache_key(n, &inputs, &files);
-            if !n.cache || no_cache {
-                (
+            // The scheduler's own resolution, so the plan says what the run will do.
+            let res = scheduler::cache::resolve(n, &inputs, &store, no_cache, |_| false).await;
+            match res.lookup {
+                Lookup::Hit(e) => {
+                    known.insert(
+                        n.id.clone(),
+                        e.outputs
+                            .iter()
+                            .map(|(p, o)| (p.clone(), o.digest.clone()))
+                            .collect(),
+                    );
+                    (
+                        "cached",
+                        format!(
+                            "outputs from run {} ({})",
+                            e.provenance.run_id, e.provenance.node
+                        ),
+                        Some(res.key),
+                    )
+                }
+                Lookup::Miss => (
                     "run",
-                    if no_cache {
-                        "--no-cache".to_string()
-                    } else {
-                        "cache: false".to_string()
-                    },
-                    Some(key),
-                )
-            } else {
-                match store.cache_lookup(&key).await {
-                    Ok(Some(e)) => {
-                        known.insert(
-                            n.id.clone(),
-                            e.outputs
-                                .iter()
-                                .map(|(p, o)| (p.clone(), o.digest.clone()))
-                                .collect(),
-                        );
-                        (
-                            "cached",
-                            format!(
-                                "outputs from run {} ({})",
-                                e.provenance.run_id, e.provenance.node
-                            ),
-                            Some(key),
-                        )
-                    }
-                    Ok(None) => (
-                        "run",
-                        "no cached outputs for this cache key".to_string(),
-                        Some(key),
-                    ),
-                    Err(e) => {
-                        errln!("zest: {e:#}");
-                        return INVALID;
-                    }
+                    "no cached outputs for this cache key".to_string(),
+                    Some(res.key),
+                ),
+                Lookup::NotLooked(NotLooked::UnreadableFiles(e)) => {
+                    ("run", format!("cannot read its files: {e}"), None)
+                }
+                Lookup::NotLooked(NotLooked::NoCache) => {
+                    ("run", "--no-cache".to_string(), Some(res.key))
+                }
+                Lookup::NotLooked(_) => ("run", "cache: false".to_string(), Some(res.key)),
+                Lookup::Failed(e) => {
+                    errln!("zest: {e:#}");
+                    return INVALID;
                 }
             }
         };

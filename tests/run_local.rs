@@ -163,6 +163,28 @@ fn runs_then_hits_the_cache_with_reports() {
 }
 
 #[test]
+fn an_error_a_retry_cannot_fix_is_not_retried() {
+    // A query over a table the node does not have fails the same way on every attempt:
+    // data.sql says so, and the node fails at once despite `retries`.
+    let p = Project::new();
+    p.write(
+        "dag.yaml",
+        "nodes:\n  q:\n    op: data.sql\n    retries: {max: 3, backoff: 50ms}\n    with:\n      query: SELECT text FROM no_such_table\n",
+    );
+    let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let r = p.json("run.json");
+    let n = node(&r, "q");
+    assert_eq!(n["status"], "failed", "{r}");
+    assert_eq!(n["attempts"], 1, "{r}");
+    let err = n["error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("no_such_table") && err.contains("not retried"),
+        "{r}"
+    );
+}
+
+#[test]
 fn retries_with_backoff_until_success() {
     let p = Project::new();
     let counter = p.path().join("attempts");

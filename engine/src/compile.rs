@@ -341,6 +341,11 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
                 .unwrap_or(RetryPolicy::default()),
             timeout: n.settings.timeout.or(spec.defaults.timeout),
             cache: n.settings.cache.or(spec.defaults.cache).unwrap_or(true),
+            executor: n
+                .settings
+                .executor
+                .clone()
+                .or_else(|| spec.defaults.executor.clone()),
             line: n.id.pos.line,
         };
         index.insert(node.id.clone(), graph.add_node(node));

@@ -12,6 +12,8 @@ pub mod checkpoint;
 pub mod compile;
 pub mod diag;
 pub mod digest;
+pub mod executor;
+pub mod failure;
 pub mod graph;
 pub mod html_report;
 pub mod lineage;

@@ -630,7 +630,8 @@ impl<T: Operator> DynOperator for Erased<T> {
         }
     }
     fn run(&self, config: &serde_json::Value, ctx: &mut OpContext) -> anyhow::Result<()> {
-        let c = Self::typed(config).map_err(|e| anyhow::anyhow!("invalid config: {e}"))?;
+        let c = Self::typed(config)
+            .map_err(|e| crate::failure::permanent(format!("invalid config: {e}")))?;
         T::run(&c, ctx)
     }
 }

@@ -45,6 +45,9 @@ pub struct PlanNode {
     pub timeout: Option<Duration>,
     /// Whether cached outputs may be reused.
     pub cache: bool,
+    /// The executor profile it runs on; the run's default when `None`. Not part of the
+    /// cache key: a node's outputs are the same wherever it runs.
+    pub executor: Option<String>,
     /// Line in the DAG file where the node is defined.
     pub line: usize,
 }

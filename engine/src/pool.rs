@@ -8,8 +8,10 @@
 //! of idling for a round trip through the scheduler. The scheduler does this only for jobs
 //! it has seen to be short (see `scheduler`), the way Dask keeps workers saturated.
 
+use crate::executor::{Executor, ReportFn};
+pub use crate::executor::{Job, Outcome, Report, Token};
 use crate::operator::WorkerKind;
-use crate::worker::{Task, TaskResult};
+use crate::worker::TaskResult;
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -21,66 +23,8 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-/// How one attempt ended.
-#[derive(Debug)]
-pub enum Outcome {
-    /// The worker answered (success or an operator error).
-    Done(TaskResult),
-    /// The worker process died; how.
-    Died(String),
-    /// The attempt ran past its timeout and was killed.
-    TimedOut(Duration),
-    /// The run was cancelled and the attempt killed.
-    Cancelled,
-}
-
-/// The scheduler's name for a job (a node index).
-pub type Token = usize;
-
-/// One attempt to run on a worker.
-pub struct Job {
-    /// Who the job is, for the scheduler.
-    pub token: Token,
-    /// What to run.
-    pub task: Task,
-    /// Its time limit, counted from when the worker starts it.
-    pub timeout: Option<Duration>,
-    /// Its memory limit in bytes (0: none): the worker's process group is killed when its
-    /// resident memory goes over it.
-    pub memory: u64,
-    /// Which binary's workers run it.
-    pub worker: WorkerKind,
-}
-
 /// How often the memory of a worker running a job with a memory limit is looked at.
 const MEMORY_CHECK: Duration = Duration::from_millis(100);
-
-/// What a driver tells the scheduler.
-#[derive(Debug)]
-pub enum Report {
-    /// The job the worker was running ended.
-    Ended {
-        /// The worker.
-        worker: usize,
-        /// The job.
-        token: Token,
-        /// How it ended.
-        outcome: Outcome,
-        /// The queued job the worker has started in its place, if any.
-        next: Option<Token>,
-        /// Queued jobs that never started because the worker is gone; run them elsewhere.
-        requeue: Vec<Token>,
-        /// Whether the worker can take more jobs.
-        alive: bool,
-    },
-    /// An idle worker went away.
-    Gone {
-        /// The worker.
-        worker: usize,
-        /// Jobs sent to it that it never received; run them elsewhere.
-        requeue: Vec<Token>,
-    },
-}
 
 /// A running `zest node worker` process.
 pub struct WorkerProc {
@@ -191,8 +135,6 @@ pub fn describe_exit(status: std::process::ExitStatus) -> String {
         None => "worker process ended".into(),
     }
 }
-
-type ReportFn = Arc<dyn Fn(Report) + Send + Sync>;
 
 /// A live worker, as the pool sees it.
 struct Slot {
@@ -332,6 +274,21 @@ impl Pool {
         for d in self.drivers.drain(..) {
             let _ = d.await;
         }
+    }
+}
+
+impl Executor for Pool {
+    fn submit(&mut self, env: &BTreeMap<String, String>, job: Job) -> Result<usize> {
+        Pool::submit(self, env, job)
+    }
+    fn enqueue(&mut self, id: usize, job: Job, depth: usize) -> bool {
+        Pool::enqueue(self, id, job, depth)
+    }
+    fn on_report(&mut self, r: &Report) {
+        Pool::on_report(self, r)
+    }
+    fn shutdown(&mut self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(Pool::shutdown(self))
     }
 }
 

@@ -347,13 +347,20 @@ pub fn apply(rec: &mut Option<RunRecord>, ev: Event) {
                     n.started_at = Some(at.clone());
                 }
                 n.span_id = span_id.or(n.span_id.take());
-                n.attempts.push(Attempt {
+                let attempt = Attempt {
                     attempt,
                     started_at: at,
                     ended_at: None,
                     outcome: None,
                     error: None,
-                });
+                };
+                // A resumed run starts again the attempt that was running when it stopped.
+                match n.attempts.last_mut() {
+                    Some(last) if last.attempt == attempt.attempt && last.ended_at.is_none() => {
+                        *last = attempt
+                    }
+                    _ => n.attempts.push(attempt),
+                }
             }
         }
         Event::AttemptFailed {
@@ -472,6 +479,10 @@ impl RunDir {
     /// Command-line parameter overrides the run was started with.
     pub fn overrides(&self) -> PathBuf {
         self.path.join("overrides.json")
+    }
+    /// The executor profiles the run was started with (names of variables, no values).
+    pub fn executors(&self) -> PathBuf {
+        self.path.join("executors.json")
     }
     /// The log file of a node.
     pub fn log(&self, node: &str) -> PathBuf {

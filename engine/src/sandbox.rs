@@ -187,9 +187,12 @@ pub fn die_with_parent() {
 }
 
 /// Processes (other than this one) whose environment says they belong to run `run_id`
-/// (`ZEST_RUN_ID`, which workers and node commands inherit).
+/// (`ZEST_RUN_ID`, which workers and node commands inherit). Processes of a cluster
+/// executor's job (`ZEST_CLUSTER_JOB`, on a cluster node that is also this machine) are not
+/// among them: the cluster owns them, and a resumed run attaches to their job.
 pub fn processes_of_run(run_id: &str) -> Vec<u32> {
     let needle = format!("ZEST_RUN_ID={run_id}");
+    let cluster = b"ZEST_CLUSTER_JOB=";
     let me = std::process::id();
     let mut out = vec![];
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -200,7 +203,10 @@ pub fn processes_of_run(run_id: &str) -> Vec<u32> {
             continue;
         }
         if let Ok(env) = std::fs::read(e.path().join("environ")) {
-            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+            let mut vars = env.split(|b| *b == 0);
+            if vars.clone().any(|kv| kv == needle.as_bytes())
+                && !vars.any(|kv| kv.starts_with(cluster))
+            {
                 out.push(pid);
             }
         }

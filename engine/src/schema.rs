@@ -33,6 +33,7 @@ pub fn dag_schema(registry: &Registry) -> Value {
     }
     let names: Vec<&str> = registry.names().collect();
     defs.insert("duration".into(), json!({"type": ["string", "integer"], "description": "a duration: 500ms, 30s, 10m, 1h30m (integers are seconds)", "pattern": "^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$|^[0-9]+$"}));
+    defs.insert("executor".into(), json!({"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "the executor profile the node runs on: `local`, or one defined by the run's executor config (`--executor-config`); default: `--executor`"}));
     defs.insert("retries".into(), json!({
         "oneOf": [
             {"type": "integer", "minimum": 0},
@@ -64,6 +65,7 @@ pub fn dag_schema(registry: &Registry) -> Value {
             "retries": {"$ref": "#/$defs/retries"},
             "timeout": {"$ref": "#/$defs/duration"},
             "cache": {"type": "boolean", "description": "reuse outputs of an identical earlier execution (default true)"},
+            "executor": {"$ref": "#/$defs/executor"},
             "description": {"type": "string"}
         }
     });
@@ -93,7 +95,8 @@ pub fn dag_schema(registry: &Registry) -> Value {
                 "resources": {"$ref": "#/$defs/resources"},
                 "retries": {"$ref": "#/$defs/retries"},
                 "timeout": {"$ref": "#/$defs/duration"},
-                "cache": {"type": "boolean"}
+                "cache": {"type": "boolean"},
+                "executor": {"$ref": "#/$defs/executor"}
             }},
             "nodes": {"type": "object", "propertyNames": {"pattern": "^[A-Za-z0-9_-]+$"}, "additionalProperties": {"$ref": "#/$defs/node"}}
         },

@@ -77,6 +77,9 @@ pub struct NodeSettings {
     pub resources: Option<Resources>,
     /// Whether cached outputs may be reused.
     pub cache: Option<bool>,
+    /// The executor profile the node runs on (`local`, or one the run's executor config
+    /// defines); the run's default executor when unset.
+    pub executor: Option<String>,
 }
 
 /// One `in:` entry: an input port and the `node.port` references feeding it.
@@ -132,9 +135,10 @@ const NODE_KEYS: &[&str] = &[
     "retries",
     "timeout",
     "cache",
+    "executor",
     "description",
 ];
-const DEFAULT_KEYS: &[&str] = &["resources", "retries", "timeout", "cache"];
+const DEFAULT_KEYS: &[&str] = &["resources", "retries", "timeout", "cache", "executor"];
 
 /// Reports keys of `entries` that are not in `known`, and duplicates.
 pub(crate) fn check_keys(
@@ -369,6 +373,18 @@ fn parse_settings(m: &[(YKey, YValue)], errs: &mut Vec<Diagnostic>) -> NodeSetti
             _ => errs.push(Diagnostic::at(
                 v.pos,
                 format!("`cache` must be true or false, found {}", v.type_name()),
+            )),
+        }
+    }
+    if let Some(v) = get(m, "executor") {
+        match v.as_str() {
+            Some(name) if is_valid_id(name) => s.executor = Some(name.to_string()),
+            _ => errs.push(Diagnostic::at(
+                v.pos,
+                format!(
+                    "`executor` must name an executor profile (letters, digits, `_`, `-`), found {}",
+                    describe(v)
+                ),
             )),
         }
     }

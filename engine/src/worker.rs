@@ -103,6 +103,9 @@ pub struct TaskResult {
     pub created: Vec<String>,
     /// The error, on failure.
     pub error: Option<String>,
+    /// The error is one that running the node again cannot fix ([`crate::failure`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permanent: bool,
 }
 
 /// `<scratch>.<name>`: scratch paths are siblings rather than children of one task directory,
@@ -152,10 +155,11 @@ fn execute_with_tail(
         Ok((outputs, created)) => TaskResult {
             outputs,
             created,
-            error: None,
+            ..Default::default()
         },
         Err(e) => TaskResult {
             error: Some(redactor.redact(&format!("{e:#}"))),
+            permanent: crate::failure::is_permanent(&e),
             ..Default::default()
         },
     }
@@ -826,5 +830,89 @@ pub fn exec_one(registry: &Registry, task_path: &str) -> Result<TaskResult> {
         libc::close(saved[0]);
         libc::close(saved[1]);
     }
+    Ok(result)
+}
+
+/// Where a task and its result live in the store, for executors whose nodes run on other
+/// machines: `tasks/<run>/<node>.<attempt>.json` and `….result.json`.
+pub fn remote_task_keys(task: &Task) -> (String, String) {
+    let base = format!("tasks/{}/{}.{}", task.run_id, task.node, task.attempt);
+    (format!("{base}.json"), format!("{base}.result.json"))
+}
+
+/// The prefix of `zest node exec --task store:KEY`: the task is read from the store that
+/// `ZEST_STORE` (and `ZEST_S3_ENDPOINT`) name, as executors whose nodes run on other
+/// machines put it there.
+pub const STORE_TASK: &str = "store:";
+
+/// Runs the task that `zest node exec --task ARG` names: a JSON file, `-` for stdin, or
+/// `store:KEY` ([`exec_from_store`], with the store and work directory from the
+/// environment). The caller prints the result unless the task came from the store.
+pub fn exec_task_arg(registry: &Registry, arg: &str) -> Result<TaskResult> {
+    let Some(key) = arg.strip_prefix(STORE_TASK) else {
+        return exec_one(registry, arg);
+    };
+    let url = std::env::var("ZEST_STORE")
+        .map_err(|_| anyhow!("`--task {arg}` needs ZEST_STORE: the store the task is in"))?;
+    let store = StoreConfig {
+        url,
+        s3: S3Options {
+            endpoint: std::env::var("ZEST_S3_ENDPOINT")
+                .ok()
+                .filter(|e| !e.is_empty()),
+        },
+        download_dir: PathBuf::new(),
+    };
+    let work_dir = std::env::var_os("ZEST_WORK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("zest-work"));
+    exec_from_store(registry, &store, key, &work_dir)
+}
+
+/// Runs the task stored at `key` in `store` on this machine (a cluster node), with scratch
+/// space, downloads and the log under `work_dir`; prints the node's log on stdout (the
+/// cluster keeps it as the job's log) and writes the result beside the task
+/// ([`remote_task_keys`]). Returns the result.
+pub fn exec_from_store(
+    registry: &Registry,
+    store: &StoreConfig,
+    key: &str,
+    work_dir: &Path,
+) -> Result<TaskResult> {
+    let rt = worker_runtime()?;
+    let st = store.open()?;
+    let mut task: Task = rt
+        .block_on(st.get_json::<Task>(key))
+        .with_context(|| format!("cannot read task {key} from {}", store.url))?
+        .ok_or_else(|| anyhow!("no task {key} in {}", store.url))?;
+    let attempt = format!("{}-{}", task.node, task.attempt);
+    task.scratch = work_dir.join("scratch").join(&task.run_id).join(&attempt);
+    task.log = work_dir
+        .join("logs")
+        .join(&task.run_id)
+        .join(format!("{attempt}.log"));
+    task.store.download_dir = work_dir.join("downloads");
+    let _ = std::fs::remove_file(&task.log);
+    let path = work_dir
+        .join("tasks")
+        .join(format!("{}-{attempt}.json", task.run_id));
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).with_context(|| format!("cannot create {}", p.display()))?;
+    }
+    std::fs::write(&path, serde_json::to_vec(&task)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let result = exec_one(registry, &path.to_string_lossy());
+    let _ = std::fs::remove_file(&path);
+    let result = result?;
+    // The job's log is the node's log (secrets hidden), then the result goes to the store.
+    let log = std::fs::read(&task.log).unwrap_or_default();
+    let redactor = crate::secret::Redactor::from_env(&task.secrets);
+    let mut out = std::io::stdout();
+    out.write_all(&redactor.redact_bytes(&log))?;
+    out.flush()?;
+    let _ = std::fs::remove_file(&task.log);
+    let (_, result_key) = remote_task_keys(&task);
+    rt.block_on(st.put_json(&result_key, &result))
+        .with_context(|| format!("cannot write the result to {}", store.url))?;
     Ok(result)
 }

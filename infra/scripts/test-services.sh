@@ -4,6 +4,7 @@
 #   source infra/scripts/test-services.sh
 #   start_otelite "$dir" 14318 14317          # OTLP/HTTP, OTLP/gRPC [, API port]
 #   start_seaweed "$dir" 18333 zest-test      # S3 port [, buckets to create...]
+#   start_ray "$dir" 16000 2                  # GCS port (uses +0..+299) [, fake GPUs]
 #   ...
 #   stop_service "$dir" otelite
 #   stop_service "$dir" seaweed
@@ -299,6 +300,83 @@ EOF
 # stop_service DIR NAME   (NAME: otelite | seaweed)
 #   SIGTERM, wait up to ZEST_STOP_TIMEOUT (15 s), then SIGKILL. Returns 0 if
 #   the process is gone (or was not running).
+# start_ray DIR PORT [GPUS]: a Ray cluster on 127.0.0.1 of two nodes, as services `ray-head`
+# (CPU only; GCS on PORT, the dashboard and its Jobs API on PORT+1) and `ray-gpu` (2 CPUs
+# and GPUS fake GPUs, default 2), each with its own agent ports, using PORT..PORT+30 and the
+# worker ports PORT+100..PORT+299. Exports RAY_ADDRESS (the dashboard's URL).
+start_ray() {
+    if (( $# < 2 )); then
+        _zts_fail "usage: start_ray DIR PORT [GPUS]"
+        return 1
+    fi
+    local dir="$1" p="$2" gpus="${3:-2}"
+    local bin
+    bin="$(_zts_tools_dir)/ray-venv/bin"
+    [[ -x "$bin/ray" ]] || { _zts_fail "ray not found at $bin/ray (run infra/scripts/install-test-tools.sh)"; return 1; }
+    if ! [[ "$p" =~ ^[0-9]+$ ]] || (( p < 1024 || p > 32467 )); then
+        _zts_fail "Ray port '$p' must be in 1024..32467 (the cluster uses P..P+299)"
+        return 1
+    fi
+    local off
+    for off in $(seq 0 30); do
+        _zts_check_port $((p + off)) || return 1
+    done
+    _zts_prepare "$dir" ray-head || return 1
+    _zts_prepare "$dir" ray-gpu || return 1
+    dir="$(cd "$dir" && pwd)"
+    mkdir -p "$dir/ray-tmp"
+    local loopback
+    loopback="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/ray_node_loopback.py"
+    # Loopback only (see ray_node_loopback.py); no usage reports; the head's two metrics
+    # ports that have no flag are moved below 32768.
+    local common=(--node-ip-address=127.0.0.1 --disable-usage-stats --block
+                  --object-store-memory=200000000)
+    env RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0 \
+        AUTOSCALER_METRIC_PORT=$((p + 9)) DASHBOARD_METRIC_PORT=$((p + 10)) \
+        PATH="$bin:$PATH" \
+        "$bin/ray" start --head "${common[@]}" --port="$p" \
+        --dashboard-host=127.0.0.1 --dashboard-port=$((p + 1)) \
+        --ray-client-server-port=$((p + 2)) --object-manager-port=$((p + 3)) \
+        --node-manager-port=$((p + 4)) --dashboard-agent-listen-port=$((p + 5)) \
+        --dashboard-agent-grpc-port=$((p + 6)) --metrics-export-port=$((p + 7)) \
+        --runtime-env-agent-port=$((p + 8)) \
+        --min-worker-port=$((p + 100)) --max-worker-port=$((p + 199)) \
+        --num-cpus=1 --num-gpus=0 --temp-dir="$dir/ray-tmp" \
+        </dev/null >"$dir/ray-head.log" 2>&1 &
+    echo "$!" >"$dir/ray-head.pid"
+    export RAY_ADDRESS="http://127.0.0.1:$((p + 1))"
+    _zts_wait_ready ray-head "$(cat "$dir/ray-head.pid")" "$dir/ray-head.log" \
+        _zts_http_ok "$RAY_ADDRESS/api/version" ||
+        { stop_service "$dir" ray-head; return 1; }
+    env RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0 \
+        PATH="$bin:$PATH" \
+        "$bin/python" "$loopback" start "${common[@]}" --address="127.0.0.1:$p" \
+        --object-manager-port=$((p + 13)) --node-manager-port=$((p + 14)) \
+        --dashboard-agent-listen-port=$((p + 15)) --dashboard-agent-grpc-port=$((p + 16)) \
+        --metrics-export-port=$((p + 17)) --runtime-env-agent-port=$((p + 18)) \
+        --min-worker-port=$((p + 200)) --max-worker-port=$((p + 299)) \
+        --num-cpus=2 --num-gpus="$gpus" \
+        </dev/null >"$dir/ray-gpu.log" 2>&1 &
+    echo "$!" >"$dir/ray-gpu.pid"
+    _zts_wait_ready "ray-gpu (joined, GPUs listed)" "$(cat "$dir/ray-gpu.pid")" "$dir/ray-gpu.log" \
+        _zts_ray_has_gpus "$bin" "$p" "$gpus" ||
+        { stop_service "$dir" ray-gpu; stop_service "$dir" ray-head; return 1; }
+    printf 'export RAY_ADDRESS=%q\n' "$RAY_ADDRESS" >"$dir/ray-head.env"
+    cp "$dir/ray-head.env" "$dir/ray-gpu.env"
+}
+
+_zts_http_ok() {
+    curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null
+}
+
+_zts_ray_has_gpus() {
+    # ray status lists the cluster's resources, e.g. "0.0/2.0 GPU".
+    local bin="$1" p="$2" gpus="$3"
+    (( gpus == 0 )) && { env RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "$bin/ray" status --address="127.0.0.1:$p" 2>/dev/null | grep -q "3.0 CPU"; return; }
+    env RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "$bin/ray" status --address="127.0.0.1:$p" 2>/dev/null |
+        grep -q "/${gpus}.0 GPU"
+}
+
 stop_service() {
     if (( $# < 2 )); then
         _zts_fail "usage: stop_service DIR NAME"

@@ -105,6 +105,7 @@ impl Service {
     pub fn start(name: &'static str, dir: &Path, args: &[String]) -> Service {
         let bin_ok = match name {
             "seaweed" => tools_dir().join("venv/bin/weed").exists(),
+            "ray" => tools_dir().join("ray-venv/bin/ray").exists(),
             _ => tools_dir().join("bin/otelite").exists(),
         };
         assert!(
@@ -126,7 +127,8 @@ impl Service {
             .output()
             .expect("bash runs");
         assert!(out.status.success(), "cannot start {name}:\n{}", text(&out));
-        let env_file = std::fs::read_to_string(dir.join(format!("{name}.env"))).unwrap_or_default();
+        let env_file = std::fs::read_to_string(dir.join(format!("{}.env", Self::parts(name)[0])))
+            .unwrap_or_default();
         let env = env_file
             .lines()
             .filter_map(|l| l.strip_prefix("export "))
@@ -153,19 +155,30 @@ impl Service {
             .unwrap_or_else(|| panic!("{key} not in {:?}", self.env))
     }
 
+    /// The services a start function starts, stopped in reverse order (a Ray cluster is a
+    /// head and a GPU node).
+    fn parts(name: &str) -> Vec<&str> {
+        match name {
+            "ray" => vec!["ray-head", "ray-gpu"],
+            n => vec![n],
+        }
+    }
+
     pub fn stop(&self) {
         let script = repo().join("infra/scripts/test-services.sh");
-        let _ = Command::new("bash")
-            .arg("-c")
-            .arg(format!(
-                "source '{}' && stop_service \"$1\" \"$2\"",
-                script.display()
-            ))
-            .arg("bash")
-            .arg(&self.dir)
-            .arg(self.name)
-            .env("ZEST_TOOLS_DIR", tools_dir())
-            .output();
+        for part in Self::parts(self.name).into_iter().rev() {
+            let _ = Command::new("bash")
+                .arg("-c")
+                .arg(format!(
+                    "source '{}' && stop_service \"$1\" \"$2\"",
+                    script.display()
+                ))
+                .arg("bash")
+                .arg(&self.dir)
+                .arg(part)
+                .env("ZEST_TOOLS_DIR", tools_dir())
+                .output();
+        }
     }
 }
 

@@ -24,7 +24,7 @@
 
 use crate::data::dataset;
 use crate::data::docs::{self, column, texts};
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use datafusion::arrow::array::{
     Array, ArrayRef, ListArray, StringArray, StringBuilder, StructArray, UInt32Builder, UInt64Array,
 };
@@ -201,13 +201,13 @@ impl Operator for Textbook {
                 let has = |n: &str| schema.index_of(n).is_ok();
                 for (kind, col) in [(Kind::Cloze, "entities"), (Kind::Qa, "relations")] {
                     if kinds.contains(&kind) && !has(col) {
-                        bail!(
+                        return Err(zest_engine::failure::permanent(format!(
                         "input `docs` has no column `{col}`, which kind `{}` needs: run {} first \
                          (or leave `{}` out of `kinds`)",
                         kind.as_str(),
                         if col == "entities" { "clean.entities" } else { "clean.relations" },
                         kind.as_str()
-                    );
+                    )));
                     }
                 }
                 let mut pool = TermPool::new(1000);

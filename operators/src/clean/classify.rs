@@ -564,10 +564,10 @@ fn medical(c: &ClassifyConfig, ctx: &mut OpContext) -> Result<()> {
         let (schema, mut stream) = docs::open(ctx, "docs").await?;
         for needed in ["entity_density", "entity_count"] {
             if schema.index_of(needed).is_err() {
-                bail!(
+                return Err(zest_engine::failure::permanent(format!(
                     "input `docs` has no column `{needed}`: `mode: medical_score` reads the \
                      annotations of clean.entities, which must run first"
-                );
+                )));
             }
         }
         let has_entities = schema.index_of("entities").is_ok();

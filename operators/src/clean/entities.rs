@@ -140,11 +140,11 @@ pub async fn load_lexicon(ctx: &OpContext, extend_default: bool) -> Result<Lexic
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     for need in ["term", "type"] {
         if !names.contains(&need) {
-            bail!(
+            return Err(zest_engine::failure::permanent(format!(
                 "the lexicon dataset has no column `{need}` (it needs `term` and `type`, and may \
                  have `code` and `synonyms`; columns: {})",
                 names.join(", ")
-            );
+            )));
         }
     }
     let mut entries = Vec::new();

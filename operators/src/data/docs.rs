@@ -51,10 +51,10 @@ pub fn source_column() -> String {
 pub fn require_columns(schema: &Schema, port: &str, wanted: &[(&str, &str)]) -> Result<()> {
     for (field, name) in wanted {
         if schema.index_of(name).is_err() {
-            bail!(
+            return Err(zest_engine::failure::permanent(format!(
                 "input `{port}` has no column `{name}` (`{field}`; columns: {})",
                 column_names(schema)
-            );
+            )));
         }
     }
     Ok(())

@@ -87,7 +87,8 @@ impl Operator for Sql {
             let df = session
                 .sql_with_options(&c.query, options)
                 .await
-                .context("SQL error")?;
+                // A query over tables or columns the inputs lack fails the same way every time.
+                .map_err(|e| zest_engine::failure::permanent(format!("SQL error: {e}")))?;
             dataset::write(df, &out).await.context("running the query")
         })?;
         eprintln!("data.sql: {} rows", meta["rows"]);

@@ -39,7 +39,7 @@ enum Command {
 enum NodeAction {
     /// Serve tasks on stdin/stdout (started by the local executor).
     Worker,
-    /// Execute one task described by a JSON file (`-` for stdin) and print the result.
+    /// Execute one task (a JSON file, `-` for stdin, or `store:KEY`) and print the result.
     Exec {
         /// The task file.
         #[arg(long)]
@@ -81,9 +81,11 @@ fn node(action: &NodeAction) -> i32 {
                 1
             }
         },
-        NodeAction::Exec { task } => match zest_engine::worker::exec_one(&registry, task) {
+        NodeAction::Exec { task } => match zest_engine::worker::exec_task_arg(&registry, task) {
             Ok(r) => {
-                println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                if !task.starts_with(zest_engine::worker::STORE_TASK) {
+                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                }
                 i32::from(r.error.is_some())
             }
             Err(e) => {

@@ -1,0 +1,757 @@
+//! The `ray` executor: one Ray job per node attempt, through Ray's Jobs REST API.
+//!
+//! A job's entrypoint is `zest node exec --task store:KEY` (or `zest-torch …` for libtorch
+//! operators) on whichever node Ray places it: the task goes to the artifact store first, the
+//! node reads and writes artifacts through the store, and writes its result beside the task;
+//! the scheduler alone writes the run's journal. The node's resources become the job's
+//! `entrypoint_num_cpus`, `entrypoint_num_gpus` and `entrypoint_memory` (Ray sets
+//! `CUDA_VISIBLE_DEVICES` for the GPUs it gives), plus the profile's custom `resources`.
+//!
+//! The submission id is `zest-<run>-<node>-<attempt>`: a resumed run numbers attempts on
+//! from its record, so the attempt that was running when zest died is submitted under the
+//! same id, and Ray's answer (HTTP 500, "already exists") means the job is attached to
+//! instead of run twice. Jobs are polled until they end, their log is copied into the node's
+//! log, and finished jobs are deleted (a few seconds later: see [`Api::delete_finished`]). At most `max_in_flight` jobs are submitted at once:
+//! Ray fails a job that waits for resources longer than `RAY_JOB_START_TIMEOUT_SECONDS`
+//! (900 s by default), so zest queues them itself.
+
+use super::{Executor, Job, Outcome, Report, ReportFn};
+use crate::store::ArtifactStore;
+use crate::worker::{remote_task_keys, TaskResult, STORE_TASK};
+use anyhow::{anyhow, bail, Context, Result};
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+
+/// A `kind: ray` executor profile.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RayConfig {
+    /// The Ray dashboard's HTTP address, e.g. `http://127.0.0.1:8265` [default: `RAY_ADDRESS`].
+    pub address: Option<String>,
+    /// The most jobs submitted at once [default: 16].
+    pub max_in_flight: Option<usize>,
+    /// How often a job's status is asked for [default: 1s].
+    pub poll: Option<String>,
+    /// The `zest` binary on the cluster's nodes (`zest-torch` is looked for beside it)
+    /// [default: this zest's path].
+    pub zest: Option<String>,
+    /// A directory on the cluster's nodes for scratch space and downloads
+    /// [default: `/tmp/zest-work`].
+    pub work_dir: Option<String>,
+    /// Environment variables passed from zest's environment to every job, by name: their
+    /// values are read when a job is submitted and stored nowhere. The `AWS_*` variables of
+    /// the store and the DAG's secrets are always passed.
+    pub env: Vec<String>,
+    /// Custom Ray resources every job asks for (e.g. `{"accelerator_type:A100": 0.001}`).
+    pub resources: BTreeMap<String, f64>,
+}
+
+/// The `AWS_*` variables a node needs to reach the store, passed when set.
+const STORE_ENV: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ALLOW_HTTP",
+    "ZEST_S3_MAX_RETRIES",
+];
+
+/// Those of [`STORE_ENV`] whose values are secret: hidden in the logs zest keeps.
+const STORE_SECRETS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
+/// A [`RayConfig`] with its defaults filled in and checked.
+#[derive(Debug, Clone)]
+struct Settings {
+    address: String,
+    max_in_flight: usize,
+    poll: Duration,
+    zest: PathBuf,
+    work_dir: String,
+    env: Vec<String>,
+    resources: BTreeMap<String, f64>,
+}
+
+impl RayConfig {
+    fn settings(&self, local_zest: &Path) -> Result<Settings> {
+        let address = match &self.address {
+            Some(a) => a.clone(),
+            None => std::env::var("RAY_ADDRESS").map_err(|_| {
+                anyhow!("the ray executor needs the Ray dashboard's address: set `address:` in its profile or RAY_ADDRESS (e.g. http://127.0.0.1:8265)")
+            })?,
+        };
+        let address = address.trim_end_matches('/').to_string();
+        if !(address.starts_with("http://") || address.starts_with("https://")) {
+            bail!("the Ray address `{address}` must be the dashboard's http(s):// URL (the Jobs API), not a GCS address");
+        }
+        let poll = match &self.poll {
+            Some(p) => {
+                crate::units::parse_duration(p).map_err(|e| anyhow!("ray executor `poll`: {e}"))?
+            }
+            None => Duration::from_secs(1),
+        };
+        if poll.is_zero() {
+            bail!("ray executor `poll` must be longer than zero");
+        }
+        let max_in_flight = self.max_in_flight.unwrap_or(16);
+        if max_in_flight == 0 {
+            bail!("ray executor `max_in_flight` must be at least 1");
+        }
+        Ok(Settings {
+            address,
+            max_in_flight,
+            poll,
+            zest: self
+                .zest
+                .as_ref()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| local_zest.to_path_buf()),
+            work_dir: self
+                .work_dir
+                .clone()
+                .unwrap_or_else(|| "/tmp/zest-work".to_string()),
+            env: self.env.clone(),
+            resources: self.resources.clone(),
+        })
+    }
+}
+
+/// What the Jobs API says of a job (`GET /api/jobs/{id}`).
+#[derive(Debug, Clone, Deserialize)]
+struct JobInfo {
+    status: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    error_type: Option<String>,
+    #[serde(default)]
+    driver_exit_code: Option<i64>,
+}
+
+impl JobInfo {
+    fn terminal(&self) -> bool {
+        matches!(self.status.as_str(), "SUCCEEDED" | "FAILED" | "STOPPED")
+    }
+
+    /// How a job that left no result ended, in words.
+    fn describe(&self, id: &str) -> String {
+        let mut s = format!("Ray job {id} {}", self.status.to_lowercase());
+        match self.driver_exit_code {
+            Some(c) if c < 0 => s.push_str(&format!(
+                " (its command was killed by {})",
+                signal_name(-c as i32)
+            )),
+            Some(c) if c > 128 => s.push_str(&format!(
+                " (the node's process was killed by {})",
+                signal_name(c as i32 - 128)
+            )),
+            Some(c) => s.push_str(&format!(" (exit code {c})")),
+            None => {}
+        }
+        if let Some(t) = &self.error_type {
+            s.push_str(&format!(" [{t}]"));
+        }
+        if let Some(m) = self
+            .message
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+        {
+            s.push_str(": ");
+            s.push_str(&crate::operator::last_lines(m, 12));
+        }
+        s
+    }
+}
+
+fn signal_name(n: i32) -> String {
+    match n {
+        9 => "SIGKILL".into(),
+        15 => "SIGTERM".into(),
+        6 => "SIGABRT".into(),
+        11 => "SIGSEGV".into(),
+        2 => "SIGINT".into(),
+        n => format!("signal {n}"),
+    }
+}
+
+/// A Jobs API client.
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// How a submission went.
+enum Submitted {
+    New,
+    /// A job with this id exists already (a resumed run's attempt): attach to it.
+    Exists,
+}
+
+impl Api {
+    fn new(base: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .context("cannot build the HTTP client for Ray")?;
+        Ok(Api {
+            http,
+            base: base.to_string(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/jobs/{path}", self.base)
+    }
+
+    async fn text(resp: reqwest::Response) -> (reqwest::StatusCode, String) {
+        let status = resp.status();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
+    async fn submit(&self, body: &serde_json::Value) -> Result<Submitted> {
+        let resp = self
+            .http
+            .post(self.url(""))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach Ray's Jobs API at {}: {e}", self.base))?;
+        let (status, text) = Self::text(resp).await;
+        if status.is_success() {
+            return Ok(Submitted::New);
+        }
+        // Ray answers a duplicate submission id with a 500 and a traceback.
+        if status.as_u16() == 500 && text.contains("already exists") {
+            return Ok(Submitted::Exists);
+        }
+        bail!(
+            "Ray refused the job (HTTP {status}): {}",
+            crate::operator::last_lines(text.trim(), 5)
+        )
+    }
+
+    async fn info(&self, id: &str) -> Result<JobInfo> {
+        let resp = self
+            .http
+            .get(self.url(id))
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach Ray's Jobs API at {}: {e}", self.base))?;
+        let (status, text) = Self::text(resp).await;
+        if !status.is_success() {
+            bail!("Ray's status of job {id}: HTTP {status}: {}", text.trim());
+        }
+        serde_json::from_str(&text)
+            .with_context(|| format!("Ray's status of job {id}: malformed answer"))
+    }
+
+    async fn logs(&self, id: &str) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Logs {
+            logs: String,
+        }
+        let resp = self
+            .http
+            .get(self.url(&format!("{id}/logs")))
+            .send()
+            .await?;
+        let (status, text) = Self::text(resp).await;
+        if !status.is_success() {
+            bail!("HTTP {status}: {}", text.trim());
+        }
+        Ok(serde_json::from_str::<Logs>(&text)?.logs)
+    }
+
+    async fn stop(&self, id: &str) -> Result<()> {
+        let resp = self
+            .http
+            .post(self.url(&format!("{id}/stop")))
+            .send()
+            .await?;
+        let (status, text) = Self::text(resp).await;
+        if !status.is_success() {
+            bail!("HTTP {status}: {}", text.trim());
+        }
+        Ok(())
+    }
+
+    /// Deletes a job that has ended. Ray's job manager writes a job's record once more when
+    /// its supervisor actor exits, a moment after the job ends: a record deleted before that
+    /// comes back as FAILED (`JOB_SUPERVISOR_ACTOR_DIED`). So the delete waits a little, and
+    /// is repeated if the record came back.
+    async fn delete_finished(&self, id: &str) {
+        for _ in 0..3 {
+            tokio::time::sleep(SUPERVISOR_EXIT).await;
+            if self.delete(id).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(SUPERVISOR_EXIT).await;
+            if self.info(id).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Deletes the ended jobs of run `run` (found by their metadata).
+    async fn sweep(&self, run: &str) {
+        #[derive(Deserialize)]
+        struct Listed {
+            submission_id: Option<String>,
+            status: String,
+            #[serde(default)]
+            metadata: BTreeMap<String, String>,
+        }
+        let Ok(resp) = self.http.get(self.url("")).send().await else {
+            return;
+        };
+        let Ok(jobs) = resp.json_text::<Vec<Listed>>().await else {
+            return;
+        };
+        let ended = jobs.into_iter().filter(|j| {
+            j.metadata.get("zest_run_id").map(String::as_str) == Some(run)
+                && matches!(j.status.as_str(), "SUCCEEDED" | "FAILED" | "STOPPED")
+        });
+        let deletes = ended
+            .filter_map(|j| j.submission_id)
+            .map(|id| async move { self.delete_finished(&id).await });
+        futures::future::join_all(deletes).await;
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        let resp = self.http.delete(self.url(id)).send().await?;
+        let (status, text) = Self::text(resp).await;
+        if !status.is_success() {
+            bail!("HTTP {status}: {}", text.trim());
+        }
+        Ok(())
+    }
+}
+
+/// Reading a JSON answer without reqwest's `json` feature.
+trait JsonText {
+    async fn json_text<T: serde::de::DeserializeOwned>(self) -> Result<T>;
+}
+
+impl JsonText for reqwest::Response {
+    async fn json_text<T: serde::de::DeserializeOwned>(self) -> Result<T> {
+        let text = self.text().await?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+/// How long a job's supervisor actor may outlive the job (measured: under 3 s).
+const SUPERVISOR_EXIT: Duration = Duration::from_secs(3);
+
+/// The Ray job id of a task's attempt.
+pub fn submission_id(run_id: &str, node: &str, attempt: u32) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("zest-{}-{}-{attempt}", clean(run_id), clean(node))
+}
+
+/// `s` quoted for `/bin/sh`.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Runs node attempts as Ray jobs.
+pub struct RayExecutor {
+    settings: Arc<Settings>,
+    api: Api,
+    store: ArtifactStore,
+    /// The store's endpoint, for the nodes (`ZEST_S3_ENDPOINT`).
+    endpoint: Option<String>,
+    permits: Arc<Semaphore>,
+    report: ReportFn,
+    cancel: watch::Receiver<bool>,
+    next_id: usize,
+    drivers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RayExecutor {
+    /// An executor for `config`, its nodes reaching `store` (at `endpoint`, for S3-compatible
+    /// servers); `local_zest` is the default for the binary on the cluster (a cluster on this
+    /// machine). Reports through `report`; setting `cancel` stops every job.
+    ///
+    /// For a resumed run (`resumed_run`), the jobs of its earlier sessions that have ended
+    /// but were not deleted yet (zest was killed in between) are deleted.
+    pub fn new(
+        config: &RayConfig,
+        store: ArtifactStore,
+        endpoint: Option<String>,
+        local_zest: &Path,
+        report: ReportFn,
+        cancel: watch::Receiver<bool>,
+        resumed_run: Option<&str>,
+    ) -> Result<Self> {
+        let settings = config.settings(local_zest)?;
+        let api = Api::new(&settings.address)?;
+        let mut drivers = vec![];
+        if let Some(run) = resumed_run {
+            let (api, run) = (api.clone(), run.to_string());
+            drivers.push(tokio::spawn(async move { api.sweep(&run).await }));
+        }
+        Ok(RayExecutor {
+            api,
+            permits: Arc::new(Semaphore::new(settings.max_in_flight)),
+            settings: Arc::new(settings),
+            store,
+            endpoint,
+            report,
+            cancel,
+            next_id: 0,
+            drivers,
+        })
+    }
+}
+
+impl Executor for RayExecutor {
+    fn submit(&mut self, _env: &BTreeMap<String, String>, job: Job) -> Result<usize> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut d = Driver {
+            settings: self.settings.clone(),
+            api: self.api.clone(),
+            store: self.store.clone(),
+            endpoint: self.endpoint.clone(),
+            cancel: self.cancel.clone(),
+        };
+        let permits = self.permits.clone();
+        let report = self.report.clone();
+        self.drivers.push(tokio::spawn(async move {
+            let token = job.token;
+            let sid = submission_id(&job.task.run_id, &job.task.node, job.task.attempt);
+            let (outcome, ended) = d.run(job, permits).await;
+            report(Report::Ended {
+                worker: id,
+                token,
+                outcome,
+                next: None,
+                requeue: vec![],
+                alive: false,
+            });
+            if ended {
+                d.api.delete_finished(&sid).await;
+            }
+        }));
+        Ok(id)
+    }
+
+    fn shutdown(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            for d in self.drivers.drain(..) {
+                let _ = d.await;
+            }
+        })
+    }
+
+    fn local(&self) -> bool {
+        false
+    }
+}
+
+/// Takes one attempt through its Ray job.
+struct Driver {
+    settings: Arc<Settings>,
+    api: Api,
+    store: ArtifactStore,
+    endpoint: Option<String>,
+    cancel: watch::Receiver<bool>,
+}
+
+/// Polls in a row that may fail (Ray restarting its dashboard, a dropped connection)
+/// before the attempt is given up as lost.
+const LOST_AFTER: u32 = 30;
+
+impl Driver {
+    /// Takes `job` through its Ray job: how the attempt ended, and whether the job was
+    /// submitted and ended (so it is to be deleted).
+    async fn run(&mut self, job: Job, permits: Arc<Semaphore>) -> (Outcome, bool) {
+        let permit = tokio::select! {
+            p = permits.acquire_owned() => p,
+            _ = wait_cancelled(&mut self.cancel) => return (Outcome::Cancelled, false),
+        };
+        let _permit = permit.expect("the semaphore is never closed");
+        let task = &job.task;
+        let sid = submission_id(&task.run_id, &task.node, task.attempt);
+        let (task_key, result_key) = remote_task_keys(task);
+        let (outcome, ended) = match self.attempt(&job, &sid, &task_key, &result_key).await {
+            Ok(o) => (o, true),
+            Err(e) => (Outcome::Died(format!("{e:#}")), false),
+        };
+        let _ = self.store.delete(&task_key).await;
+        let _ = self.store.delete(&result_key).await;
+        (outcome, ended)
+    }
+
+    fn body(&self, job: &Job, sid: &str, task_key: &str) -> serde_json::Value {
+        let s = &self.settings;
+        let task = &job.task;
+        let exe = job.worker.exe_beside(&s.zest);
+        let entrypoint = format!(
+            "mkdir -p {wd} && cd {wd} && exec {exe} node exec --task {task}",
+            wd = sh_quote(&s.work_dir),
+            exe = sh_quote(&exe.to_string_lossy()),
+            task = sh_quote(&format!("{STORE_TASK}{task_key}")),
+        );
+        let mut env = serde_json::Map::new();
+        let names = STORE_ENV
+            .iter()
+            .map(|n| n.to_string())
+            .chain(s.env.iter().cloned())
+            .chain(task.secrets.iter().cloned());
+        for name in names {
+            if let Ok(v) = std::env::var(&name) {
+                env.insert(name, v.into());
+            }
+        }
+        env.insert("ZEST_STORE".into(), self.store.url().into());
+        if let Some(e) = &self.endpoint {
+            env.insert("ZEST_S3_ENDPOINT".into(), e.clone().into());
+        }
+        env.insert("ZEST_WORK_DIR".into(), s.work_dir.clone().into());
+        // Marks the job's processes as the cluster's (see `sandbox::processes_of_run`).
+        env.insert("ZEST_CLUSTER_JOB".into(), sid.into());
+        // A job without GPUs sees none (Ray leaves CUDA_VISIBLE_DEVICES unset otherwise).
+        env.insert("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO".into(), "1".into());
+        let mut body = serde_json::json!({
+            "entrypoint": entrypoint,
+            "submission_id": sid,
+            "runtime_env": {"env_vars": env},
+            "metadata": {
+                "zest_run_id": task.run_id,
+                "zest_node": task.node,
+                "zest_attempt": task.attempt.to_string(),
+            },
+            // Ray places a job without resources on the head node.
+            "entrypoint_num_cpus": job.cpu,
+        });
+        if job.gpu > 0 {
+            body["entrypoint_num_gpus"] = job.gpu.into();
+        }
+        if job.memory > 0 {
+            body["entrypoint_memory"] = job.memory.into();
+        }
+        if !s.resources.is_empty() {
+            body["entrypoint_resources"] = serde_json::to_value(&s.resources).unwrap_or_default();
+        }
+        body
+    }
+
+    async fn attempt(
+        &mut self,
+        job: &Job,
+        sid: &str,
+        task_key: &str,
+        result_key: &str,
+    ) -> Result<Outcome> {
+        let task = &job.task;
+        // The task goes to the store before the job that reads it.
+        self.store
+            .put_json(task_key, task)
+            .await
+            .with_context(|| format!("cannot put the task in the store {}", self.store.url()))?;
+        let attached = matches!(
+            self.api.submit(&self.body(job, sid, task_key)).await?,
+            Submitted::Exists
+        );
+        let header = format!(
+            "[zest: attempt {} ran as Ray job {sid}{}]",
+            task.attempt,
+            if attached {
+                ", found running from an earlier session of this run"
+            } else {
+                ""
+            }
+        );
+        let mut failures = 0;
+        let mut running_since: Option<Instant> = None;
+        let info = loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.poll) => {}
+                _ = wait_cancelled(&mut self.cancel) => {
+                    self.stop_and_wait(sid).await;
+                    self.finish(job, sid, &header).await;
+                    return Ok(Outcome::Cancelled);
+                }
+            }
+            match self.api.info(sid).await {
+                Ok(info) if info.terminal() => break info,
+                Ok(info) => {
+                    failures = 0;
+                    if info.status == "RUNNING" {
+                        running_since.get_or_insert_with(Instant::now);
+                    }
+                    if let (Some(limit), Some(t)) = (job.timeout, running_since) {
+                        if t.elapsed() > limit {
+                            self.stop_and_wait(sid).await;
+                            self.finish(job, sid, &header).await;
+                            return Ok(Outcome::TimedOut(limit));
+                        }
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures >= LOST_AFTER {
+                        // It may still run: stop it, so that the retry is the only one.
+                        let _ = self.api.stop(sid).await;
+                        bail!("lost contact with Ray job {sid} ({LOST_AFTER} polls failed): {e:#}");
+                    }
+                }
+            }
+        };
+        self.finish(job, sid, &header).await;
+        Ok(match self.store.get_json::<TaskResult>(result_key).await {
+            Ok(Some(r)) => Outcome::Done(r),
+            Ok(None) => Outcome::Died(info.describe(sid)),
+            Err(e) => Outcome::Died(format!(
+                "{}; reading its result failed: {e:#}",
+                info.describe(sid)
+            )),
+        })
+    }
+
+    /// Stops the job and waits (bounded) until Ray says it ended.
+    async fn stop_and_wait(&self, sid: &str) {
+        let _ = self.api.stop(sid).await;
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if self.api.info(sid).await.is_ok_and(|i| i.terminal()) {
+                return;
+            }
+            tokio::time::sleep(self.settings.poll.min(Duration::from_millis(500))).await;
+        }
+    }
+
+    /// Copies the job's log into the node's log (secrets hidden).
+    async fn finish(&self, job: &Job, sid: &str, header: &str) {
+        let task = &job.task;
+        let text = match self.api.logs(sid).await {
+            Ok(t) => t,
+            Err(e) => format!("[zest: cannot fetch the job's log: {e:#}]\n"),
+        };
+        let mut secret_vars: Vec<String> = task.secrets.clone();
+        secret_vars.extend(STORE_SECRETS.iter().map(|s| s.to_string()));
+        secret_vars.extend(self.settings.env.iter().cloned());
+        let redactor = crate::secret::Redactor::from_env(&secret_vars);
+        let _ = append_log(&task.log, header, &redactor.redact(&text));
+    }
+}
+
+async fn wait_cancelled(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn append_log(path: &Path, header: &str, text: &str) -> Result<()> {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open log {}", path.display()))?;
+    writeln!(f, "{header}")?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_have_defaults_and_are_checked() {
+        let here = Path::new("/opt/zest/bin/zest");
+        let c = RayConfig {
+            address: Some("http://127.0.0.1:8265/".into()),
+            ..Default::default()
+        };
+        let s = c.settings(here).unwrap();
+        assert_eq!(s.address, "http://127.0.0.1:8265");
+        assert_eq!(s.max_in_flight, 16);
+        assert_eq!(s.poll, Duration::from_secs(1));
+        assert_eq!(s.zest, here);
+        assert_eq!(s.work_dir, "/tmp/zest-work");
+        let bad = |c: RayConfig| c.settings(here).unwrap_err().to_string();
+        assert!(bad(RayConfig {
+            address: Some("127.0.0.1:6379".into()),
+            ..Default::default()
+        })
+        .contains("dashboard's http(s):// URL"));
+        assert!(bad(RayConfig {
+            address: Some("http://x:8265".into()),
+            max_in_flight: Some(0),
+            ..Default::default()
+        })
+        .contains("max_in_flight"));
+        assert!(bad(RayConfig {
+            address: Some("http://x:8265".into()),
+            poll: Some("soon".into()),
+            ..Default::default()
+        })
+        .contains("poll"));
+    }
+
+    #[test]
+    fn ids_and_endings_read_well() {
+        assert_eq!(
+            submission_id("20261203-101500-123-ab12", "train.cpt", 2),
+            "zest-20261203-101500-123-ab12-train_cpt-2"
+        );
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        let info = |status: &str, code: Option<i64>, msg: &str| JobInfo {
+            status: status.into(),
+            message: Some(msg.into()),
+            error_type: (status == "FAILED").then(|| "JOB_ENTRYPOINT_COMMAND_ERROR".into()),
+            driver_exit_code: code,
+        };
+        let d = info("FAILED", Some(-9), "Job entrypoint command failed").describe("zest-r-n-1");
+        assert!(
+            d.starts_with("Ray job zest-r-n-1 failed (its command was killed by SIGKILL) [JOB_ENTRYPOINT_COMMAND_ERROR]: Job entrypoint"),
+            "{d}"
+        );
+        let d = info("FAILED", Some(137), "").describe("j");
+        assert!(
+            d.contains("the node's process was killed by SIGKILL"),
+            "{d}"
+        );
+        assert!(info("FAILED", Some(3), "")
+            .describe("j")
+            .contains("exit code 3"));
+        assert_eq!(
+            info("STOPPED", None, " ").describe("j"),
+            "Ray job j stopped"
+        );
+        assert!(info("SUCCEEDED", Some(0), "").terminal());
+        assert!(!info("PENDING", None, "").terminal());
+    }
+}
