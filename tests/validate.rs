@@ -302,6 +302,31 @@ nodes:
 }
 
 #[test]
+fn executor_names_are_checked_where_written() {
+    let dag = "\
+defaults:
+  executor: [ray]
+nodes:
+  a:
+    op: noop
+    executor: gpu cluster
+  b:
+    op: noop
+    executor: gpu-cluster
+";
+    expect_error(dag, &[], 2, 13, "`executor` must name an executor profile");
+    expect_error(dag, &[], 6, 15, "`executor` must name an executor profile");
+    let (code, err) = validate(
+        "nodes:\n  b:\n    op: noop\n    executor: gpu-cluster\n",
+        &[],
+    );
+    assert_eq!(
+        code, 0,
+        "a profile is defined at run time, not in the DAG: {err}"
+    );
+}
+
+#[test]
 fn sql_syntax_checked_before_running() {
     let dag = "nodes:\n  a:\n    op: data.sql\n    with: {query: \"SELEC * FROM t\"}\n";
     expect_error(dag, &[], 4, 11, "SQL syntax error");
