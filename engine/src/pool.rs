@@ -109,19 +109,44 @@ impl WorkerProc {
     }
 }
 
+/// A signal's name (`SIGKILL`), or `signal N` for one without a name here.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
+}
+
+/// What a signal that ended a process usually means.
+fn signal_meaning(sig: i32) -> Option<&'static str> {
+    Some(match sig {
+        libc::SIGSEGV => "segmentation fault",
+        libc::SIGABRT => "aborted",
+        libc::SIGKILL => "killed, e.g. by the kernel's out-of-memory killer",
+        libc::SIGBUS => "bus error",
+        libc::SIGFPE => "arithmetic error",
+        libc::SIGILL => "illegal instruction",
+        libc::SIGTERM => "terminated",
+        _ => return None,
+    })
+}
+
 /// Describes a process exit for people: the exit code, or the signal and what it usually means.
 pub fn describe_exit(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     if let Some(sig) = status.signal() {
-        let what = match sig {
-            libc::SIGSEGV => "SIGSEGV: segmentation fault",
-            libc::SIGABRT => "SIGABRT: aborted",
-            libc::SIGKILL => "SIGKILL: killed, e.g. by the kernel's out-of-memory killer",
-            libc::SIGBUS => "SIGBUS: bus error",
-            libc::SIGFPE => "SIGFPE: arithmetic error",
-            libc::SIGILL => "SIGILL: illegal instruction",
-            libc::SIGTERM => "SIGTERM: terminated",
-            _ => "signal",
+        let what = match signal_meaning(sig) {
+            Some(m) => format!("{}: {m}", signal_name(sig)),
+            None => "signal".to_string(),
         };
         let core = if status.core_dumped() {
             ", core dumped"

@@ -566,23 +566,12 @@ impl NodeLogs {
     /// Points stdout and stderr at `path` (appended to, created if missing).
     fn open_spool(path: &Path) -> Result<()> {
         use std::os::fd::AsRawFd;
-        let f = Self::open_append(path)?;
+        let f = open_append(path)?;
         unsafe {
             libc::dup2(f.as_raw_fd(), 1);
             libc::dup2(f.as_raw_fd(), 2);
         }
         Ok(())
-    }
-
-    fn open_append(path: &Path) -> Result<std::fs::File> {
-        if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))
     }
 
     /// Waits until everything written to stdout and stderr so far has been copied.
@@ -619,7 +608,7 @@ impl NodeLogs {
         if st.spool.is_none() {
             let dir = task.log.parent().unwrap_or(Path::new("."));
             let spool = spool_path(dir, std::process::id());
-            st.file = Some(Self::open_append(&spool)?);
+            st.file = Some(open_append(&spool)?);
             st.spool = Some(spool);
         }
         st.task = Some((task.log.to_path_buf(), std::time::Instant::now()));
@@ -663,7 +652,7 @@ impl NodeLogs {
         let spool = st.spool.clone().expect("started");
         match st.moved.take() {
             Some(true) => {
-                st.file = Some(Self::open_append(&spool)?);
+                st.file = Some(open_append(&spool)?);
                 return Ok(());
             }
             Some(false) => {}
@@ -678,7 +667,7 @@ impl NodeLogs {
                     return Ok(());
                 }
                 if crate::localfs::rename_noreplace(&spool, &log).is_ok() {
-                    st.file = Some(Self::open_append(&spool)?);
+                    st.file = Some(open_append(&spool)?);
                     return Ok(());
                 }
             }
@@ -833,6 +822,18 @@ pub fn exec_one(registry: &Registry, task_path: &str) -> Result<TaskResult> {
     Ok(result)
 }
 
+/// Opens `path` for appending (its folder and the file created if missing).
+pub(crate) fn open_append(path: &Path) -> Result<std::fs::File> {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
 /// Where a task and its result live in the store, for executors whose nodes run on other
 /// machines: `tasks/<run>/<node>.<attempt>.json` and `….result.json`.
 pub fn remote_task_keys(task: &Task) -> (String, String) {
@@ -844,6 +845,62 @@ pub fn remote_task_keys(task: &Task) -> (String, String) {
 /// `ZEST_STORE` (and `ZEST_S3_ENDPOINT`) name, as executors whose nodes run on other
 /// machines put it there.
 pub const STORE_TASK: &str = "store:";
+
+/// Copies a node's log, as it grows, to the process's standard output as it was before the
+/// node's own output was pointed at the log (`zest node exec` on a cluster node).
+struct LogEcho {
+    done: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl LogEcho {
+    fn start(log: &Path) -> Result<Self> {
+        use std::os::fd::FromRawFd;
+        // A copy of stdout as it is now: the node's logs point fd 1 at themselves.
+        let fd = unsafe { libc::dup(1) };
+        if fd < 0 {
+            return Err(anyhow!(
+                "cannot duplicate stdout: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let mut console = unsafe { std::fs::File::from_raw_fd(fd) };
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (log, stop) = (log.to_path_buf(), done.clone());
+        let thread = std::thread::Builder::new()
+            .name("zest-log-echo".into())
+            .spawn(move || {
+                use std::io::{Read, Seek};
+                let mut at = 0u64;
+                loop {
+                    let last = stop.load(std::sync::atomic::Ordering::Acquire);
+                    if let Ok(mut f) = std::fs::File::open(&log) {
+                        let mut buf = vec![];
+                        if f.seek(std::io::SeekFrom::Start(at)).is_ok()
+                            && f.read_to_end(&mut buf).is_ok()
+                            && !buf.is_empty()
+                        {
+                            at += buf.len() as u64;
+                            let _ = console.write_all(&buf);
+                            let _ = console.flush();
+                        }
+                    }
+                    if last {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+            })
+            .context("cannot start the log echo")?;
+        Ok(LogEcho { done, thread })
+    }
+
+    /// Copies the rest and stops.
+    fn finish(self) {
+        self.done.store(true, std::sync::atomic::Ordering::Release);
+        let _ = self.thread.join();
+    }
+}
 
 /// Runs the task that `zest node exec --task ARG` names: a JSON file, `-` for stdin, or
 /// `store:KEY` ([`exec_from_store`], with the store and work directory from the
@@ -901,15 +958,13 @@ pub fn exec_from_store(
     }
     std::fs::write(&path, serde_json::to_vec(&task)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
+    // The job's log is the node's log (secrets hidden), printed as it grows, so that the
+    // executor can follow it and a job that is killed keeps what it wrote.
+    let console = LogEcho::start(&task.log)?;
     let result = exec_one(registry, &path.to_string_lossy());
     let _ = std::fs::remove_file(&path);
+    console.finish();
     let result = result?;
-    // The job's log is the node's log (secrets hidden), then the result goes to the store.
-    let log = std::fs::read(&task.log).unwrap_or_default();
-    let redactor = crate::secret::Redactor::from_env(&task.secrets);
-    let mut out = std::io::stdout();
-    out.write_all(&redactor.redact_bytes(&log))?;
-    out.flush()?;
     let _ = std::fs::remove_file(&task.log);
     let (_, result_key) = remote_task_keys(&task);
     rt.block_on(st.put_json(&result_key, &result))

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod kubernetes;
 pub mod ray;
+pub(crate) mod remote;
 
 /// How one attempt ended.
 #[derive(Debug)]
@@ -146,42 +148,90 @@ impl Default for ExecutorConfig {
 
 /// One executor profile, as written: its `kind` and that kind's settings. (One flat struct
 /// rather than a tagged enum, so that serde reports a misspelt key at its own line.)
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileSpec {
-    /// `local` or `ray`.
+    /// `local`, `ray` or `kubernetes`.
     pub kind: Kind,
     /// `ray`: see [`ray::RayConfig::address`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// `ray`: see [`ray::RayConfig::max_in_flight`].
+    /// `ray`, `kubernetes`: the most jobs in flight at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<usize>,
-    /// `ray`: see [`ray::RayConfig::poll`].
+    /// `ray`, `kubernetes`: how often a job is looked at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll: Option<String>,
-    /// `ray`: see [`ray::RayConfig::zest`].
+    /// `ray`, `kubernetes`: the `zest` binary on the cluster's nodes or in the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zest: Option<String>,
-    /// `ray`: see [`ray::RayConfig::work_dir`].
+    /// `ray`, `kubernetes`: the nodes' scratch directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_dir: Option<String>,
-    /// `ray`: see [`ray::RayConfig::env`].
+    /// `ray`, `kubernetes`: where relative paths in configs resolve on the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// `ray`, `kubernetes`: variables passed from zest's environment, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<String>,
-    /// `ray`: see [`ray::RayConfig::resources`].
+    /// `ray`: custom Ray resources; `kubernetes`: extended resources.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resources: BTreeMap<String, f64>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::image`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::namespace`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::kubeconfig`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::context`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::image_pull_policy`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::image_pull_secrets`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::service_account`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::secrets`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::node_selector`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::tolerations`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<kubernetes::Toleration>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::gpu_node_selector`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gpu_node_selector: BTreeMap<String, String>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::gpu_tolerations`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_tolerations: Vec<kubernetes::Toleration>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::ttl_seconds_after_finished`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<i32>,
+    /// `kubernetes`: see [`kubernetes::KubernetesConfig::labels`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The kinds of executor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Worker processes on this machine.
+    #[default]
     Local,
     /// One Ray job per node attempt.
     Ray,
+    /// One Kubernetes Job per node attempt.
+    Kubernetes,
 }
 
 /// One executor profile, checked.
@@ -191,39 +241,140 @@ pub enum Profile {
     Local,
     /// One Ray job per node attempt.
     Ray(ray::RayConfig),
+    /// One Kubernetes Job per node attempt.
+    Kubernetes(Box<kubernetes::KubernetesConfig>),
 }
 
 impl ProfileSpec {
+    /// The settings that are written but mean nothing for this profile's kind.
+    fn foreign_keys(&self) -> Vec<&'static str> {
+        let set = [
+            ("address", self.address.is_some(), &[Kind::Ray][..]),
+            (
+                "max_in_flight",
+                self.max_in_flight.is_some(),
+                &[Kind::Ray, Kind::Kubernetes],
+            ),
+            ("poll", self.poll.is_some(), &[Kind::Ray, Kind::Kubernetes]),
+            ("zest", self.zest.is_some(), &[Kind::Ray, Kind::Kubernetes]),
+            (
+                "work_dir",
+                self.work_dir.is_some(),
+                &[Kind::Ray, Kind::Kubernetes],
+            ),
+            ("cwd", self.cwd.is_some(), &[Kind::Ray, Kind::Kubernetes]),
+            ("env", !self.env.is_empty(), &[Kind::Ray, Kind::Kubernetes]),
+            (
+                "resources",
+                !self.resources.is_empty(),
+                &[Kind::Ray, Kind::Kubernetes],
+            ),
+            ("image", self.image.is_some(), &[Kind::Kubernetes]),
+            ("namespace", self.namespace.is_some(), &[Kind::Kubernetes]),
+            ("kubeconfig", self.kubeconfig.is_some(), &[Kind::Kubernetes]),
+            ("context", self.context.is_some(), &[Kind::Kubernetes]),
+            (
+                "image_pull_policy",
+                self.image_pull_policy.is_some(),
+                &[Kind::Kubernetes],
+            ),
+            (
+                "image_pull_secrets",
+                !self.image_pull_secrets.is_empty(),
+                &[Kind::Kubernetes],
+            ),
+            (
+                "service_account",
+                self.service_account.is_some(),
+                &[Kind::Kubernetes],
+            ),
+            ("secrets", !self.secrets.is_empty(), &[Kind::Kubernetes]),
+            (
+                "node_selector",
+                !self.node_selector.is_empty(),
+                &[Kind::Kubernetes],
+            ),
+            (
+                "tolerations",
+                !self.tolerations.is_empty(),
+                &[Kind::Kubernetes],
+            ),
+            (
+                "gpu_node_selector",
+                !self.gpu_node_selector.is_empty(),
+                &[Kind::Kubernetes],
+            ),
+            (
+                "gpu_tolerations",
+                !self.gpu_tolerations.is_empty(),
+                &[Kind::Kubernetes],
+            ),
+            (
+                "ttl_seconds_after_finished",
+                self.ttl_seconds_after_finished.is_some(),
+                &[Kind::Kubernetes],
+            ),
+            ("labels", !self.labels.is_empty(), &[Kind::Kubernetes]),
+        ];
+        set.into_iter()
+            .filter(|(_, written, kinds)| *written && !kinds.contains(&self.kind))
+            .map(|(k, _, _)| k)
+            .collect()
+    }
+
     /// The profile, or what is wrong with it.
     fn check(&self) -> Result<Profile, String> {
+        let foreign = self.foreign_keys();
+        if !foreign.is_empty() {
+            let kind = serde_json::to_value(self.kind).unwrap_or_default();
+            return Err(format!(
+                "a `kind: {}` profile does not take {}",
+                kind.as_str().unwrap_or_default(),
+                foreign
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         match self.kind {
+            Kind::Local => Ok(Profile::Local),
             Kind::Ray => Ok(Profile::Ray(ray::RayConfig {
                 address: self.address.clone(),
                 max_in_flight: self.max_in_flight,
                 poll: self.poll.clone(),
                 zest: self.zest.clone(),
                 work_dir: self.work_dir.clone(),
+                cwd: self.cwd.clone(),
                 env: self.env.clone(),
                 resources: self.resources.clone(),
             })),
-            Kind::Local => {
-                let local = ProfileSpec {
-                    kind: Kind::Local,
-                    address: None,
-                    max_in_flight: None,
-                    poll: None,
-                    zest: None,
-                    work_dir: None,
-                    env: vec![],
-                    resources: BTreeMap::new(),
+            Kind::Kubernetes => {
+                let k = kubernetes::KubernetesConfig {
+                    image: self.image.clone(),
+                    namespace: self.namespace.clone(),
+                    kubeconfig: self.kubeconfig.clone(),
+                    context: self.context.clone(),
+                    image_pull_policy: self.image_pull_policy.clone(),
+                    image_pull_secrets: self.image_pull_secrets.clone(),
+                    service_account: self.service_account.clone(),
+                    secrets: self.secrets.clone(),
+                    node_selector: self.node_selector.clone(),
+                    tolerations: self.tolerations.clone(),
+                    gpu_node_selector: self.gpu_node_selector.clone(),
+                    gpu_tolerations: self.gpu_tolerations.clone(),
+                    ttl_seconds_after_finished: self.ttl_seconds_after_finished,
+                    labels: self.labels.clone(),
+                    max_in_flight: self.max_in_flight,
+                    poll: self.poll.clone(),
+                    zest: self.zest.clone(),
+                    work_dir: self.work_dir.clone(),
+                    cwd: self.cwd.clone(),
+                    env: self.env.clone(),
+                    resources: self.resources.clone(),
                 };
-                if *self != local {
-                    return Err(
-                        "a `kind: local` profile takes no settings (they are for `kind: ray`)"
-                            .into(),
-                    );
-                }
-                Ok(Profile::Local)
+                k.settings().map_err(|e| format!("{e:#}"))?;
+                Ok(Profile::Kubernetes(Box::new(k)))
             }
         }
     }
@@ -341,7 +492,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("profile `here`") && e.contains("no settings"),
+            e.contains("profile `here`")
+                && e.contains("a `kind: local` profile does not take `max_in_flight`"),
+            "{e}"
+        );
+        let e = parse(
+            "profiles:\n  gpu:\n    kind: ray\n    image: zest:1\n    address: http://r:8265\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`kind: ray` profile does not take `image`"),
+            "{e}"
+        );
+        let e = parse("profiles:\n  k:\n    kind: kubernetes\n    namespace: zest\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("profile `k`") && e.contains("needs `image:`"),
+            "{e}"
+        );
+        let e = parse("profiles:\n  k:\n    kind: kubernetes\n    image: z\n    tolerations: [{key: a, operatr: Exists}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("executors.yaml:5:") && e.contains("operatr"),
             "{e}"
         );
         let e = parse("default: gpu\n").unwrap_err().to_string();

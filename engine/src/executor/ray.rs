@@ -15,18 +15,19 @@
 //! Ray fails a job that waits for resources longer than `RAY_JOB_START_TIMEOUT_SECONDS`
 //! (900 s by default), so zest queues them itself.
 
-use super::{Executor, Job, Outcome, Report, ReportFn};
+use super::remote::{
+    node_env, parse_poll, Backend, JobState, RemoteExecutor, Submitted, STORE_ENV, STORE_SECRETS,
+};
+use super::{Executor, Job, ReportFn};
+use crate::pool::signal_name;
 use crate::store::ArtifactStore;
-use crate::worker::{remote_task_keys, TaskResult, STORE_TASK};
+use crate::worker::{Task, STORE_TASK};
 use anyhow::{anyhow, bail, Context, Result};
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::{watch, Semaphore};
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// A `kind: ray` executor profile.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,6 +44,9 @@ pub struct RayConfig {
     /// A directory on the cluster's nodes for scratch space and downloads
     /// [default: `/tmp/zest-work`].
     pub work_dir: Option<String>,
+    /// The directory relative paths in nodes' configs resolve against on the cluster's
+    /// nodes, e.g. a checkout on a shared filesystem [default: `work_dir`].
+    pub cwd: Option<String>,
     /// Environment variables passed from zest's environment to every job, by name: their
     /// values are read when a job is submitted and stored nowhere. The `AWS_*` variables of
     /// the store and the DAG's secrets are always passed.
@@ -50,26 +54,6 @@ pub struct RayConfig {
     /// Custom Ray resources every job asks for (e.g. `{"accelerator_type:A100": 0.001}`).
     pub resources: BTreeMap<String, f64>,
 }
-
-/// The `AWS_*` variables a node needs to reach the store, passed when set.
-const STORE_ENV: &[&str] = &[
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_ALLOW_HTTP",
-    "ZEST_S3_MAX_RETRIES",
-];
-
-/// Those of [`STORE_ENV`] whose values are secret: hidden in the logs zest keeps.
-const STORE_SECRETS: &[&str] = &[
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-];
 
 /// A [`RayConfig`] with its defaults filled in and checked.
 #[derive(Debug, Clone)]
@@ -79,6 +63,7 @@ struct Settings {
     poll: Duration,
     zest: PathBuf,
     work_dir: String,
+    cwd: Option<String>,
     env: Vec<String>,
     resources: BTreeMap<String, f64>,
 }
@@ -95,15 +80,7 @@ impl RayConfig {
         if !(address.starts_with("http://") || address.starts_with("https://")) {
             bail!("the Ray address `{address}` must be the dashboard's http(s):// URL (the Jobs API), not a GCS address");
         }
-        let poll = match &self.poll {
-            Some(p) => {
-                crate::units::parse_duration(p).map_err(|e| anyhow!("ray executor `poll`: {e}"))?
-            }
-            None => Duration::from_secs(1),
-        };
-        if poll.is_zero() {
-            bail!("ray executor `poll` must be longer than zero");
-        }
+        let poll = parse_poll("ray executor", self.poll.as_deref(), Duration::from_secs(1))?;
         let max_in_flight = self.max_in_flight.unwrap_or(16);
         if max_in_flight == 0 {
             bail!("ray executor `max_in_flight` must be at least 1");
@@ -121,6 +98,7 @@ impl RayConfig {
                 .work_dir
                 .clone()
                 .unwrap_or_else(|| "/tmp/zest-work".to_string()),
+            cwd: self.cwd.clone(),
             env: self.env.clone(),
             resources: self.resources.clone(),
         })
@@ -175,29 +153,11 @@ impl JobInfo {
     }
 }
 
-fn signal_name(n: i32) -> String {
-    match n {
-        9 => "SIGKILL".into(),
-        15 => "SIGTERM".into(),
-        6 => "SIGABRT".into(),
-        11 => "SIGSEGV".into(),
-        2 => "SIGINT".into(),
-        n => format!("signal {n}"),
-    }
-}
-
 /// A Jobs API client.
 #[derive(Clone)]
 struct Api {
     http: reqwest::Client,
     base: String,
-}
-
-/// How a submission went.
-enum Submitted {
-    New,
-    /// A job with this id exists already (a resumed run's attempt): attach to it.
-    Exists,
 }
 
 impl Api {
@@ -378,143 +338,64 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// Runs node attempts as Ray jobs.
-pub struct RayExecutor {
-    settings: Arc<Settings>,
+/// The Ray side of a node attempt's job.
+struct RayBackend {
+    settings: Settings,
     api: Api,
+    /// The store's URL and endpoint (`ZEST_STORE`, `ZEST_S3_ENDPOINT`), for the nodes.
     store: ArtifactStore,
-    /// The store's endpoint, for the nodes (`ZEST_S3_ENDPOINT`).
     endpoint: Option<String>,
-    permits: Arc<Semaphore>,
+}
+
+/// An executor running node attempts as Ray jobs for `config`, its nodes reaching `store`
+/// (at `endpoint`, for S3-compatible servers); `local_zest` is the default for the binary on
+/// the cluster (a cluster on this machine). Reports through `report`; setting `cancel` stops
+/// every job.
+///
+/// For a resumed run (`resumed_run`), the jobs of its earlier sessions that have ended but
+/// were not deleted yet (zest was killed in between) are deleted.
+pub fn executor(
+    config: &RayConfig,
+    store: ArtifactStore,
+    endpoint: Option<String>,
+    local_zest: &Path,
     report: ReportFn,
     cancel: watch::Receiver<bool>,
-    next_id: usize,
-    drivers: Vec<tokio::task::JoinHandle<()>>,
+    resumed_run: Option<&str>,
+) -> Result<Box<dyn Executor>> {
+    let settings = config.settings(local_zest)?;
+    let api = Api::new(&settings.address)?;
+    let mut drivers = vec![];
+    if let Some(run) = resumed_run {
+        let (api, run) = (api.clone(), run.to_string());
+        drivers.push(tokio::spawn(async move { api.sweep(&run).await }));
+    }
+    let max_in_flight = settings.max_in_flight;
+    let backend = RayBackend {
+        settings,
+        api,
+        store: store.clone(),
+        endpoint,
+    };
+    Ok(Box::new(RemoteExecutor::new(
+        backend,
+        store,
+        max_in_flight,
+        report,
+        cancel,
+        drivers,
+    )))
 }
 
-impl RayExecutor {
-    /// An executor for `config`, its nodes reaching `store` (at `endpoint`, for S3-compatible
-    /// servers); `local_zest` is the default for the binary on the cluster (a cluster on this
-    /// machine). Reports through `report`; setting `cancel` stops every job.
-    ///
-    /// For a resumed run (`resumed_run`), the jobs of its earlier sessions that have ended
-    /// but were not deleted yet (zest was killed in between) are deleted.
-    pub fn new(
-        config: &RayConfig,
-        store: ArtifactStore,
-        endpoint: Option<String>,
-        local_zest: &Path,
-        report: ReportFn,
-        cancel: watch::Receiver<bool>,
-        resumed_run: Option<&str>,
-    ) -> Result<Self> {
-        let settings = config.settings(local_zest)?;
-        let api = Api::new(&settings.address)?;
-        let mut drivers = vec![];
-        if let Some(run) = resumed_run {
-            let (api, run) = (api.clone(), run.to_string());
-            drivers.push(tokio::spawn(async move { api.sweep(&run).await }));
-        }
-        Ok(RayExecutor {
-            api,
-            permits: Arc::new(Semaphore::new(settings.max_in_flight)),
-            settings: Arc::new(settings),
-            store,
-            endpoint,
-            report,
-            cancel,
-            next_id: 0,
-            drivers,
-        })
-    }
-}
-
-impl Executor for RayExecutor {
-    fn submit(&mut self, _env: &BTreeMap<String, String>, job: Job) -> Result<usize> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut d = Driver {
-            settings: self.settings.clone(),
-            api: self.api.clone(),
-            store: self.store.clone(),
-            endpoint: self.endpoint.clone(),
-            cancel: self.cancel.clone(),
-        };
-        let permits = self.permits.clone();
-        let report = self.report.clone();
-        self.drivers.push(tokio::spawn(async move {
-            let token = job.token;
-            let sid = submission_id(&job.task.run_id, &job.task.node, job.task.attempt);
-            let (outcome, ended) = d.run(job, permits).await;
-            report(Report::Ended {
-                worker: id,
-                token,
-                outcome,
-                next: None,
-                requeue: vec![],
-                alive: false,
-            });
-            if ended {
-                d.api.delete_finished(&sid).await;
-            }
-        }));
-        Ok(id)
-    }
-
-    fn shutdown(&mut self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            for d in self.drivers.drain(..) {
-                let _ = d.await;
-            }
-        })
-    }
-
-    fn local(&self) -> bool {
-        false
-    }
-}
-
-/// Takes one attempt through its Ray job.
-struct Driver {
-    settings: Arc<Settings>,
-    api: Api,
-    store: ArtifactStore,
-    endpoint: Option<String>,
-    cancel: watch::Receiver<bool>,
-}
-
-/// Polls in a row that may fail (Ray restarting its dashboard, a dropped connection)
-/// before the attempt is given up as lost.
-const LOST_AFTER: u32 = 30;
-
-impl Driver {
-    /// Takes `job` through its Ray job: how the attempt ended, and whether the job was
-    /// submitted and ended (so it is to be deleted).
-    async fn run(&mut self, job: Job, permits: Arc<Semaphore>) -> (Outcome, bool) {
-        let permit = tokio::select! {
-            p = permits.acquire_owned() => p,
-            _ = wait_cancelled(&mut self.cancel) => return (Outcome::Cancelled, false),
-        };
-        let _permit = permit.expect("the semaphore is never closed");
-        let task = &job.task;
-        let sid = submission_id(&task.run_id, &task.node, task.attempt);
-        let (task_key, result_key) = remote_task_keys(task);
-        let (outcome, ended) = match self.attempt(&job, &sid, &task_key, &result_key).await {
-            Ok(o) => (o, true),
-            Err(e) => (Outcome::Died(format!("{e:#}")), false),
-        };
-        let _ = self.store.delete(&task_key).await;
-        let _ = self.store.delete(&result_key).await;
-        (outcome, ended)
-    }
-
+impl RayBackend {
     fn body(&self, job: &Job, sid: &str, task_key: &str) -> serde_json::Value {
         let s = &self.settings;
         let task = &job.task;
         let exe = job.worker.exe_beside(&s.zest);
         let entrypoint = format!(
-            "mkdir -p {wd} && cd {wd} && exec {exe} node exec --task {task}",
+            "mkdir -p {wd} && cd {cwd} && exec {exe} node exec --task {task}",
             wd = sh_quote(&s.work_dir),
+            cwd = sh_quote(s.cwd.as_deref().unwrap_or(&s.work_dir)),
             exe = sh_quote(&exe.to_string_lossy()),
             task = sh_quote(&format!("{STORE_TASK}{task_key}")),
         );
@@ -529,13 +410,9 @@ impl Driver {
                 env.insert(name, v.into());
             }
         }
-        env.insert("ZEST_STORE".into(), self.store.url().into());
-        if let Some(e) = &self.endpoint {
-            env.insert("ZEST_S3_ENDPOINT".into(), e.clone().into());
+        for (k, v) in node_env(&self.store, self.endpoint.as_deref(), &s.work_dir, sid) {
+            env.insert(k, v.into());
         }
-        env.insert("ZEST_WORK_DIR".into(), s.work_dir.clone().into());
-        // Marks the job's processes as the cluster's (see `sandbox::processes_of_run`).
-        env.insert("ZEST_CLUSTER_JOB".into(), sid.into());
         // A job without GPUs sees none (Ray leaves CUDA_VISIBLE_DEVICES unset otherwise).
         env.insert("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO".into(), "1".into());
         let mut body = serde_json::json!({
@@ -561,127 +438,60 @@ impl Driver {
         }
         body
     }
+}
 
-    async fn attempt(
-        &mut self,
-        job: &Job,
-        sid: &str,
-        task_key: &str,
-        result_key: &str,
-    ) -> Result<Outcome> {
-        let task = &job.task;
-        // The task goes to the store before the job that reads it.
-        self.store
-            .put_json(task_key, task)
-            .await
-            .with_context(|| format!("cannot put the task in the store {}", self.store.url()))?;
-        let attached = matches!(
-            self.api.submit(&self.body(job, sid, task_key)).await?,
-            Submitted::Exists
-        );
-        let header = format!(
-            "[zest: attempt {} ran as Ray job {sid}{}]",
-            task.attempt,
-            if attached {
-                ", found running from an earlier session of this run"
-            } else {
-                ""
-            }
-        );
-        let mut failures = 0;
-        let mut running_since: Option<Instant> = None;
-        let info = loop {
-            tokio::select! {
-                _ = tokio::time::sleep(self.settings.poll) => {}
-                _ = wait_cancelled(&mut self.cancel) => {
-                    self.stop_and_wait(sid).await;
-                    self.finish(job, sid, &header).await;
-                    return Ok(Outcome::Cancelled);
-                }
-            }
-            match self.api.info(sid).await {
-                Ok(info) if info.terminal() => break info,
-                Ok(info) => {
-                    failures = 0;
-                    if info.status == "RUNNING" {
-                        running_since.get_or_insert_with(Instant::now);
-                    }
-                    if let (Some(limit), Some(t)) = (job.timeout, running_since) {
-                        if t.elapsed() > limit {
-                            self.stop_and_wait(sid).await;
-                            self.finish(job, sid, &header).await;
-                            return Ok(Outcome::TimedOut(limit));
-                        }
-                    }
-                }
-                Err(e) => {
-                    failures += 1;
-                    if failures >= LOST_AFTER {
-                        // It may still run: stop it, so that the retry is the only one.
-                        let _ = self.api.stop(sid).await;
-                        bail!("lost contact with Ray job {sid} ({LOST_AFTER} polls failed): {e:#}");
-                    }
-                }
-            }
-        };
-        self.finish(job, sid, &header).await;
-        Ok(match self.store.get_json::<TaskResult>(result_key).await {
-            Ok(Some(r)) => Outcome::Done(r),
-            Ok(None) => Outcome::Died(info.describe(sid)),
-            Err(e) => Outcome::Died(format!(
-                "{}; reading its result failed: {e:#}",
-                info.describe(sid)
-            )),
+impl Backend for RayBackend {
+    const WHAT: &'static str = "Ray job";
+
+    fn job_id(&self, task: &Task) -> String {
+        submission_id(&task.run_id, &task.node, task.attempt)
+    }
+
+    fn poll(&self) -> Duration {
+        self.settings.poll
+    }
+
+    async fn submit(&self, job: &Job, id: &str, task_key: &str) -> Result<Submitted> {
+        self.api.submit(&self.body(job, id, task_key)).await
+    }
+
+    async fn state(&self, id: &str) -> Result<JobState> {
+        tokio::time::sleep(self.settings.poll).await;
+        let info = self.api.info(id).await?;
+        Ok(JobState {
+            ended: info.terminal(),
+            running: info.status == "RUNNING",
+            how: info.describe(id),
         })
     }
 
+    async fn logs(&self, id: &str) -> Result<String> {
+        self.api.logs(id).await
+    }
+
     /// Stops the job and waits (bounded) until Ray says it ended.
-    async fn stop_and_wait(&self, sid: &str) {
-        let _ = self.api.stop(sid).await;
-        let until = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < until {
-            if self.api.info(sid).await.is_ok_and(|i| i.terminal()) {
+    async fn stop(&self, id: &str) {
+        let _ = self.api.stop(id).await;
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < until {
+            if self.api.info(id).await.is_ok_and(|i| i.terminal()) {
                 return;
             }
             tokio::time::sleep(self.settings.poll.min(Duration::from_millis(500))).await;
         }
     }
 
-    /// Copies the job's log into the node's log (secrets hidden).
-    async fn finish(&self, job: &Job, sid: &str, header: &str) {
-        let task = &job.task;
-        let text = match self.api.logs(sid).await {
-            Ok(t) => t,
-            Err(e) => format!("[zest: cannot fetch the job's log: {e:#}]\n"),
-        };
-        let mut secret_vars: Vec<String> = task.secrets.clone();
-        secret_vars.extend(STORE_SECRETS.iter().map(|s| s.to_string()));
-        secret_vars.extend(self.settings.env.iter().cloned());
-        let redactor = crate::secret::Redactor::from_env(&secret_vars);
-        let _ = append_log(&task.log, header, &redactor.redact(&text));
+    async fn cleanup(&self, id: &str) {
+        self.api.delete_finished(id).await;
     }
-}
 
-async fn wait_cancelled(rx: &mut watch::Receiver<bool>) {
-    while !*rx.borrow() {
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+    fn secret_names(&self) -> Vec<String> {
+        STORE_SECRETS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.settings.env.iter().cloned())
+            .collect()
     }
-}
-
-fn append_log(path: &Path, header: &str, text: &str) -> Result<()> {
-    if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open log {}", path.display()))?;
-    writeln!(f, "{header}")?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -207,7 +207,7 @@ pub async fn execute(
         .collect();
     let secrets = crate::secret::declared(&plan.params);
     let resumed_run = prior.as_ref().map(|p| p.run_id.as_str());
-    let (lanes, lane_of) = open_lanes(plan, opts, &tx, &cancel, resumed_run)?;
+    let (lanes, lane_of) = open_lanes(plan, opts, &tx, &cancel, resumed_run).await?;
     let mut r = Runner {
         plan,
         opts,
@@ -372,7 +372,7 @@ pub async fn execute(
 }
 
 /// The executors the plan's nodes run on, one lane per profile used, and each node's lane.
-fn open_lanes(
+async fn open_lanes(
     plan: &Plan,
     opts: &ExecOptions,
     tx: &tokio::sync::mpsc::UnboundedSender<Msg>,
@@ -408,18 +408,28 @@ fn open_lanes(
                 Budget::for_plan(plan, opts),
             ),
             Profile::Ray(cfg) => (
-                Box::new(
-                    crate::executor::ray::RayExecutor::new(
-                        &cfg,
-                        opts.store.clone(),
-                        opts.store_cfg.s3.endpoint.clone(),
-                        &opts.exe,
-                        report,
-                        cancel.subscribe(),
-                        resumed_run,
-                    )
-                    .map_err(|e| anyhow::anyhow!("executor `{name}`: {e:#}"))?,
-                ),
+                crate::executor::ray::executor(
+                    &cfg,
+                    opts.store.clone(),
+                    opts.store_cfg.s3.endpoint.clone(),
+                    &opts.exe,
+                    report,
+                    cancel.subscribe(),
+                    resumed_run,
+                )
+                .map_err(|e| anyhow::anyhow!("executor `{name}`: {e:#}"))?,
+                Budget::unlimited(),
+            ),
+            Profile::Kubernetes(cfg) => (
+                crate::executor::kubernetes::executor(
+                    &cfg,
+                    opts.store.clone(),
+                    opts.store_cfg.s3.endpoint.clone(),
+                    report,
+                    cancel.subscribe(),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("executor `{name}`: {e:#}"))?,
                 Budget::unlimited(),
             ),
         };
