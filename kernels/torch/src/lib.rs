@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod device;
+pub mod dist;
 pub mod generate;
 pub mod loss;
 pub mod mask;
