@@ -98,7 +98,13 @@ fn removes_planted_duplicates_with_high_precision_and_recall() {
             // A near copy: one word in a hundred replaced.
             let copy: Vec<&str> = words
                 .iter()
-                .map(|w| if rng.next() % 100 == 0 { rng.word() } else { w })
+                .map(|w| {
+                    if rng.next().is_multiple_of(100) {
+                        rng.word()
+                    } else {
+                        w
+                    }
+                })
                 .collect();
             lines.push(serde_json::json!({"doc_id": format!("copy-{i}"), "text": copy.join(" ")}));
             planted += 1;

@@ -206,7 +206,7 @@ pub fn write(
     }
     let mut json = serde_json::to_vec(&header).expect("JSON");
     // The data section starts 8-byte aligned.
-    while (8 + json.len()) % 8 != 0 {
+    while !(8 + json.len()).is_multiple_of(8) {
         json.push(b' ');
     }
     // Written under a temporary name and renamed: a crash never leaves a truncated

@@ -274,7 +274,7 @@ fn label_value(s: &str) -> String {
 /// A CPU count as a Kubernetes quantity (`2`, `500m`).
 fn cpu_quantity(cpu: f64) -> String {
     let milli = (cpu * 1000.0).round() as u64;
-    if milli % 1000 == 0 {
+    if milli.is_multiple_of(1000) {
         (milli / 1000).to_string()
     } else {
         format!("{milli}m")

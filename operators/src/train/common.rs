@@ -192,7 +192,7 @@ impl CheckpointPolicy {
     /// Whether a checkpoint is due after `step` (none after the last step: the node commits
     /// its outputs then).
     pub fn due(&self, step: u64, last: bool) -> bool {
-        self.every_steps > 0 && step % self.every_steps == 0 && !last
+        self.every_steps > 0 && step.is_multiple_of(self.every_steps) && !last
     }
 }
 

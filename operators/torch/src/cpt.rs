@@ -401,7 +401,7 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
             weights: weights.clone(),
         });
         let last = step == total;
-        if c.validation.every_steps > 0 && step % c.validation.every_steps == 0 || last {
+        if c.validation.every_steps > 0 && step.is_multiple_of(c.validation.every_steps) || last {
             let v = validate(&model, &sources, c, step);
             println!(
                 "validation at step {step}: mean {:.4} ({})",
@@ -414,7 +414,7 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
             );
             state.validation.push(v);
         }
-        if step % c.log_every == 0 || last || step == start_step + 1 {
+        if step.is_multiple_of(c.log_every) || last || step == start_step + 1 {
             let elapsed = started.elapsed().as_secs_f64();
             let per_step = elapsed / (step - start_step) as f64;
             let rate = (step - start_step) as f64 * step_tokens as f64 / elapsed.max(1e-9);

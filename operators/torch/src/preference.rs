@@ -273,7 +273,7 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
             metrics: metrics.clone(),
         });
         let last = step == total;
-        if step % c.log_every == 0 || last || step == start_step + 1 {
+        if step.is_multiple_of(c.log_every) || last || step == start_step + 1 {
             let elapsed = started.elapsed().as_secs_f64();
             let note = progress_line(
                 step,

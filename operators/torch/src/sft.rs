@@ -353,12 +353,12 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
             tokens_per_s: tokens as f64 / dt.max(1e-9),
         });
         let last = step == total;
-        if !eval.is_empty() && ((c.eval_every > 0 && step % c.eval_every == 0) || last) {
+        if !eval.is_empty() && ((c.eval_every > 0 && step.is_multiple_of(c.eval_every)) || last) {
             let l = eval_loss(&model, &eval, c, pad);
             println!("validation at step {step}: loss {l:.4}");
             state.eval.push(EvalRow { step, loss: l });
         }
-        if step % c.log_every == 0 || last || step == start_step + 1 {
+        if step.is_multiple_of(c.log_every) || last || step == start_step + 1 {
             let elapsed = started.elapsed().as_secs_f64();
             let done = (step - start_step) as f64;
             let trained = state.tokens - tokens_before;
