@@ -8,7 +8,7 @@
 //! status follow the process (Running, then Complete, or Failed with the exit code).
 
 mod common;
-use common::{node, port, text, Project};
+use common::{digests, node, port, text, wait_for_pid, Project};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -579,30 +579,6 @@ fn executors(p: &Project, kube: &FakeKube) {
     );
 }
 
-fn digests(r: &serde_json::Value) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = r["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|n| {
-            let id = n["node"].as_str().unwrap().to_string();
-            n["outputs"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(move |(port, o)| {
-                    (
-                        format!("{id}.{port}"),
-                        o["digest"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 const TOKEN: &str = "tok-9f8e7d6c5b4a";
 const STORE_KEY: &str = "sk-test-0123456789abcdef";
 
@@ -723,21 +699,6 @@ fn glob_logs(runs: &Path, name: &str) -> Vec<String> {
         .flatten()
         .filter_map(|run| std::fs::read_to_string(run.path().join("logs").join(name)).ok())
         .collect()
-}
-
-/// Waits until `path` holds a pid.
-fn wait_for_pid(path: &Path, what: &str) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "{what} did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

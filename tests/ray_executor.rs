@@ -2,9 +2,7 @@
 //! on 127.0.0.1, started by the test) over a real S3 store (SeaweedFS).
 
 mod common;
-use common::{node, port, text, Project, Service};
-use std::path::Path;
-use std::time::{Duration, Instant};
+use common::{digests, node, port, text, wait_for_pid, Project, Service};
 
 const DATA_DAG: &str = r#"
 nodes:
@@ -85,30 +83,6 @@ impl Cluster {
             })
             .collect()
     }
-}
-
-fn digests(r: &serde_json::Value) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = r["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|n| {
-            let id = n["node"].as_str().unwrap().to_string();
-            n["outputs"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .map(move |(port, o)| {
-                    (
-                        format!("{id}.{port}"),
-                        o["digest"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 fn data_project() -> Project {
@@ -227,21 +201,6 @@ nodes:
     let both = cuda("both");
     assert!(both == "0,1" || both == "1,0", "{both}");
     assert_eq!(cuda("none"), "", "a node without GPUs sees none");
-}
-
-/// Waits until `path` exists and holds a pid.
-fn wait_for_pid(path: &Path, what: &str) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "{what} did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

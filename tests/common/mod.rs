@@ -349,3 +349,43 @@ pub fn cer_counts(got: &str, truth: &str, cjk: bool) -> (usize, usize) {
     let (g, t) = (cer_norm(got, cjk), cer_norm(truth, cjk));
     (edit_distance(&g, &t), t.len())
 }
+
+/// Every output of every node of a run report, as (`node.port`, digest), sorted.
+pub fn digests(r: &serde_json::Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = r["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| {
+            let id = n["node"].as_str().unwrap().to_string();
+            n["outputs"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(move |(port, o)| {
+                    (
+                        format!("{id}.{port}"),
+                        o["digest"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits (up to 2 minutes) until `path` exists and holds a pid.
+pub fn wait_for_pid(path: &Path, what: &str) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            return pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
