@@ -856,10 +856,18 @@ nodes:
         "{:?}",
         kube.state().deleted
     );
-    assert!(
-        unsafe { libc::kill(shell, 0) } != 0,
-        "the pod's processes are gone"
-    );
+    // Gone, or a zombie that its new parent has not reaped yet.
+    let running = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit(')').next().map(|r| r.trim().to_string()))
+            .is_some_and(|r| !r.starts_with('Z'))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(shell) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!running(shell), "the pod's processes are gone");
     let log = std::fs::read_to_string(
         p.path()
             .join(format!(".zest/runs/{slow_run}/logs/slow.log")),

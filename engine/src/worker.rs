@@ -856,8 +856,9 @@ struct LogEcho {
 impl LogEcho {
     fn start(log: &Path) -> Result<Self> {
         use std::os::fd::FromRawFd;
-        // A copy of stdout as it is now: the node's logs point fd 1 at themselves.
-        let fd = unsafe { libc::dup(1) };
+        // A copy of stdout as it is now (the node's logs point fd 1 at themselves), closed
+        // on exec so that the node's child processes do not hold it open.
+        let fd = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 0) };
         if fd < 0 {
             return Err(anyhow!(
                 "cannot duplicate stdout: {}",
