@@ -203,6 +203,66 @@ nodes:
     assert_eq!(cuda("none"), "", "a node without GPUs sees none");
 }
 
+const SHARDED_DAG: &str = r#"
+params:
+  shards: {type: int, default: 1}
+nodes:
+  load:
+    op: data.load
+    with: {paths: ["DATA/docs.jsonl"]}
+  quality:
+    op: clean.quality
+    in: {docs: load.data}
+    with: {preset: literature}
+    shards: ${params.shards}
+  dedup:
+    op: clean.dedup
+    in: {docs: quality.docs}
+    shards: ${params.shards}
+"#;
+
+#[test]
+fn sharded_nodes_on_ray_write_what_unsharded_ones_do_locally() {
+    let c = cluster();
+    let p = Project::new();
+    p.write("data/docs.jsonl", &common::planted_corpus());
+    let data = p.path().join("data");
+    p.write(
+        "dag.yaml",
+        &SHARDED_DAG.replace("DATA", &data.display().to_string()),
+    );
+    let run = |store: &str, report: &str, extra: &[&str]| {
+        let mut args = vec!["run", "dag.yaml", "--store", store, "--report", report];
+        args.extend_from_slice(extra);
+        let o = c.zest(&p, &args);
+        assert!(o.status.success(), "{}", text(&o));
+        p.json(report)
+    };
+    let whole = run("s3://zest-ray/whole", "whole.json", &[]);
+    let sharded = run(
+        "s3://zest-ray/sharded",
+        "sharded.json",
+        &["--executor", "ray", "-p", "shards=4"],
+    );
+    let of = |r: &serde_json::Value| -> Vec<(String, String)> {
+        digests(r)
+            .into_iter()
+            .filter(|(k, _)| !k.contains('['))
+            .collect()
+    };
+    assert_eq!(of(&whole).len(), 7, "{whole}");
+    assert_eq!(of(&whole), of(&sharded));
+    // 4 + 1 instances of `quality`, 4 + 4 + 1 of `dedup`, each a Ray job on the cluster.
+    let nodes = sharded["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1 + 5 + 9, "{sharded}");
+    for n in nodes {
+        assert_eq!(n["status"], "succeeded", "{n}");
+        let log =
+            std::fs::read_to_string(n["log"].as_str().unwrap_or_default()).unwrap_or_default();
+        assert!(log.contains("ran as Ray job zest-"), "{}: {log}", n["node"]);
+    }
+}
+
 #[test]
 fn a_killed_job_is_retried_and_a_killed_zest_resumes_onto_its_jobs() {
     let c = cluster();

@@ -6,7 +6,9 @@
 //! inputs, `after:` targets, and cycles (naming every node on them).
 
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Pos};
-use crate::operator::{PortSpec, PortType, Ports, Registry};
+use crate::operator::{
+    part_port, PortSpec, PortType, Ports, Registry, ShardPos, Sharding, MERGE_STAGE, PARTS_PORT,
+};
 use crate::plan::{Edge, Plan, PlanNode, PortRef};
 use crate::schema_check;
 use crate::spec::{self, DagSpec, NodeSpec, RetryPolicy};
@@ -347,9 +349,11 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
                 .clone()
                 .or_else(|| spec.defaults.executor.clone()),
             line: n.id.pos.line,
+            shard: None,
         };
         index.insert(node.id.clone(), graph.add_node(node));
     }
+    let sharded = sharded_nodes(&resolved, errs);
     // One edge per pair of nodes, the last written winning (as `update_edge` would do, but
     // without its scan of the producer's edges, which is quadratic for a wide fan-out).
     let mut edge_of: HashMap<(usize, usize), petgraph::graph::EdgeIndex> =
@@ -363,6 +367,9 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
         }
     }
     report_cycles(&graph, spec, errs);
+    for (i, count, sharding) in sharded {
+        expand_shards(&mut graph, &mut index, NodeIndex::new(i), count, &sharding);
+    }
     let order = stable_topo_order(&graph);
     let params = spec
         .params
@@ -375,6 +382,136 @@ pub fn compile(spec: &DagSpec, registry: &Registry, errs: &mut Vec<Diagnostic>) 
         index,
         order,
         params,
+    }
+}
+
+/// The nodes with `shards:` above 1, by index, with their count and their operator's
+/// [`Sharding`]; an operator that cannot be sharded is reported at the `shards` key.
+fn sharded_nodes(resolved: &[Resolved], errs: &mut Vec<Diagnostic>) -> Vec<(usize, u32, Sharding)> {
+    let mut out = vec![];
+    for (i, r) in resolved.iter().enumerate() {
+        let Some(shards) = &r.spec.shards else {
+            continue;
+        };
+        let Some(op) = &r.op else { continue };
+        if r.ports.is_none() {
+            continue; // its config is already reported
+        }
+        match op.sharding(&r.config) {
+            Some(_) if shards.value == 1 => {}
+            Some(sharding) => {
+                if r.spec.inputs.iter().any(|p| p.port.value == PARTS_PORT) {
+                    errs.push(Diagnostic::at(
+                        shards.pos,
+                        format!("a sharded node cannot have an input named `{PARTS_PORT}`"),
+                    ));
+                    continue;
+                }
+                out.push((i, shards.value, sharding));
+            }
+            None => errs.push(
+                Diagnostic::at(shards.pos, format!("`{}` cannot be sharded", op.name())).with_help(
+                    Some("remove `shards`; `zest ops` says which operators can be sharded".into()),
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// Replaces sharded node `m` by its instances: for each stage of `sharding`, `count` nodes
+/// `<id>[<stage>-<i>]` that take `m`'s inputs (and dependencies) and the previous stage's
+/// parts; `m` itself becomes the merge, which takes the last stage's parts, so that nodes
+/// downstream of `m` still read its outputs.
+fn expand_shards(
+    graph: &mut DiGraph<PlanNode, Edge>,
+    index: &mut HashMap<String, NodeIndex>,
+    m: NodeIndex,
+    count: u32,
+    sharding: &Sharding,
+) {
+    use petgraph::visit::EdgeRef;
+    let upstream: Vec<(NodeIndex, Edge)> = graph
+        .edges_directed(m, petgraph::Direction::Incoming)
+        .map(|e| (e.source(), e.weight().clone()))
+        .collect();
+    let base = graph[m].clone();
+    let parts = |prev: &[NodeIndex], graph: &DiGraph<PlanNode, Edge>, j: u32| {
+        prev.iter()
+            .map(|p| PortRef {
+                node: graph[*p].id.clone(),
+                port: part_port(j),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut prev: Vec<NodeIndex> = vec![];
+    for (k, stage) in sharding.stages.iter().enumerate() {
+        let next_width = if k + 1 < sharding.stages.len() {
+            count
+        } else {
+            1
+        };
+        let mut this = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            let mut node = base.clone();
+            node.id = format!("{}[{stage}-{i}]", base.id);
+            node.shard = Some(ShardPos {
+                stage: stage.to_string(),
+                index: i,
+                count,
+            });
+            node.outputs = (0..next_width)
+                .map(|j| {
+                    PortSpec::new(
+                        &part_port(j),
+                        PortType::Files,
+                        "one instance's part, for the next stage of a sharded node",
+                    )
+                })
+                .collect();
+            if !prev.is_empty() {
+                node.inputs
+                    .push((PARTS_PORT.to_string(), parts(&prev, graph, i)));
+                node.inputs.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            let id = node.id.clone();
+            let ni = graph.add_node(node);
+            index.insert(id, ni);
+            for (src, e) in &upstream {
+                graph.add_edge(*src, ni, e.clone());
+            }
+            for p in &prev {
+                graph.add_edge(
+                    *p,
+                    ni,
+                    Edge::Data {
+                        from: part_port(i),
+                        to: PARTS_PORT.into(),
+                    },
+                );
+            }
+            this.push(ni);
+        }
+        prev = this;
+    }
+    let merge_parts = parts(&prev, graph, 0);
+    let merge = &mut graph[m];
+    merge.shard = Some(ShardPos {
+        stage: MERGE_STAGE.into(),
+        index: 0,
+        count,
+    });
+    merge.inputs.push((PARTS_PORT.to_string(), merge_parts));
+    merge.inputs.sort_by(|a, b| a.0.cmp(&b.0));
+    for p in prev {
+        graph.add_edge(
+            p,
+            m,
+            Edge::Data {
+                from: part_port(0),
+                to: PARTS_PORT.into(),
+            },
+        );
     }
 }
 

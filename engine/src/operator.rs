@@ -255,6 +255,56 @@ impl WorkerKind {
     }
 }
 
+/// The stage name of the instance that merges a sharded node's parts into its outputs.
+pub const MERGE_STAGE: &str = "merge";
+
+/// The input port through which a sharded node's instance receives the previous stage's parts.
+pub const PARTS_PORT: &str = "parts";
+
+/// The output port of a stage instance that holds its part for instance `j` of the next stage.
+pub fn part_port(j: u32) -> String {
+    format!("part{j}")
+}
+
+/// How an operator runs under `shards: N`: one or more stages, each run as `N` node instances
+/// in order, and then one instance of stage [`MERGE_STAGE`] that writes the node's declared
+/// outputs. Instance `i` of a stage writes one artifact per instance `j` of the next stage, to
+/// output port [`part_port`]`(j)`; instance `j` receives them on input port [`PARTS_PORT`], in
+/// instance order. Every instance also receives the node's own inputs. The operator finds its
+/// place in [`OpContext::shard`] and must make the merged outputs byte-identical to an
+/// unsharded run's, so that the node's digests, and every downstream cache key, do not depend
+/// on how it was sharded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sharding {
+    /// The parallel stages' names, in order (e.g. `["map"]`, or `["map", "reduce"]`).
+    pub stages: Vec<&'static str>,
+}
+
+/// Where a node instance stands in a sharded node (see [`Sharding`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ShardPos {
+    /// The stage: one of [`Sharding::stages`], or [`MERGE_STAGE`].
+    pub stage: String,
+    /// The instance, `0..count` (0 for the merge).
+    pub index: u32,
+    /// The node's `shards`.
+    pub count: u32,
+}
+
+impl ShardPos {
+    /// Whether this is the merging instance.
+    pub fn is_merge(&self) -> bool {
+        self.stage == MERGE_STAGE
+    }
+
+    /// The rows `lo..hi` of `total` that instance `index` of `count` takes: contiguous ranges
+    /// in order, sizes differing by at most one.
+    pub fn rows(&self, total: usize) -> std::ops::Range<usize> {
+        let (i, n) = (self.index as usize, self.count.max(1) as usize);
+        (total * i / n)..(total * (i + 1) / n)
+    }
+}
+
 /// Threads for a node declaring `cpus` cores (every core when it declares none).
 pub fn threads_for(cpus: Option<f64>) -> usize {
     match cpus {
@@ -298,6 +348,8 @@ pub struct OpContext {
     pub(crate) tail: Option<Arc<dyn Fn(usize) -> String + Send + Sync>>,
     /// The checkpoints of this execution (see [`OpContext::checkpoints`]).
     pub(crate) checkpoints: Option<Arc<crate::checkpoint::Checkpoints>>,
+    /// Where this instance stands in a sharded node; `None` for a node run whole.
+    pub shard: Option<ShardPos>,
 }
 
 impl OpContext {
@@ -506,6 +558,12 @@ pub trait Operator: Send + Sync + 'static {
     /// Runs the node.
     fn run(config: &Self::Config, ctx: &mut OpContext) -> anyhow::Result<()>;
 
+    /// How a node with this config runs under `shards: N`; `None` (the default) means it
+    /// cannot be sharded, which the compiler reports.
+    fn sharding(_config: &Self::Config) -> Option<Sharding> {
+        None
+    }
+
     /// Whether the operator reads files from outside the store (then
     /// [`Operator::external_files`] is asked for them before every cache lookup).
     const READS_FILES: bool = false;
@@ -564,6 +622,10 @@ pub trait DynOperator: Send + Sync {
     fn ports(&self, config: Option<&serde_json::Value>) -> Result<Ports, String>;
     /// Runs with a parsed config.
     fn run(&self, config: &serde_json::Value, ctx: &mut OpContext) -> anyhow::Result<()>;
+    /// How a node with this parsed config runs sharded ([`Operator::sharding`]).
+    fn sharding(&self, _config: &serde_json::Value) -> Option<Sharding> {
+        None
+    }
 }
 
 struct Erased<T> {
@@ -633,6 +695,9 @@ impl<T: Operator> DynOperator for Erased<T> {
         let c = Self::typed(config)
             .map_err(|e| crate::failure::permanent(format!("invalid config: {e}")))?;
         T::run(&c, ctx)
+    }
+    fn sharding(&self, config: &serde_json::Value) -> Option<Sharding> {
+        T::sharding(&Self::typed(config).ok()?)
     }
 }
 

@@ -50,6 +50,9 @@ pub struct PlanNode {
     pub executor: Option<String>,
     /// Line in the DAG file where the node is defined.
     pub line: usize,
+    /// Where this instance stands in a sharded node (`shards:`): the instances of a node
+    /// `x` are `x[<stage>-<i>]`, and `x` itself is the merge; `None` for a node run whole.
+    pub shard: Option<crate::operator::ShardPos>,
 }
 
 impl std::fmt::Debug for PlanNode {

@@ -66,6 +66,7 @@ pub fn dag_schema(registry: &Registry) -> Value {
             "timeout": {"$ref": "#/$defs/duration"},
             "cache": {"type": "boolean", "description": "reuse outputs of an identical earlier execution (default true)"},
             "executor": {"$ref": "#/$defs/executor"},
+            "shards": {"type": "integer", "minimum": 1, "maximum": 1024, "description": "run the node as this many instances over partitions of its input, then merge them into outputs identical to an unsharded run's (operators that support it: `zest ops`)"},
             "description": {"type": "string"}
         }
     });

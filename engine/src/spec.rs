@@ -108,7 +108,13 @@ pub struct NodeSpec {
     pub settings: NodeSettings,
     /// A description.
     pub description: Option<String>,
+    /// `shards: N`: the node runs as N instances over partitions of its input, then one that
+    /// merges them (see [`crate::operator::Sharding`]); `None` or 1 runs it whole.
+    pub shards: Option<Spanned<u32>>,
 }
+
+/// Most instances one sharded node may have per stage.
+pub const MAX_SHARDS: i64 = 1024;
 
 /// A whole DAG file as written.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +142,7 @@ const NODE_KEYS: &[&str] = &[
     "timeout",
     "cache",
     "executor",
+    "shards",
     "description",
 ];
 const DEFAULT_KEYS: &[&str] = &["resources", "retries", "timeout", "cache", "executor"];
@@ -420,6 +427,7 @@ fn parse_node(key: &YKey, v: &YValue, errs: &mut Vec<Diagnostic>) -> NodeSpec {
         after: vec![],
         settings: NodeSettings::default(),
         description: None,
+        shards: None,
     };
     if !is_valid_id(&key.name) {
         errs.push(Diagnostic::at(
@@ -470,6 +478,23 @@ fn parse_node(key: &YKey, v: &YValue, errs: &mut Vec<Diagnostic>) -> NodeSpec {
     }
     if let Some(d) = get(m, "description") {
         node.description = want_str(d, "`description`", errs).map(|s| s.value);
+    }
+    if let Some(v) = get(m, "shards") {
+        match v.kind {
+            YKind::Scalar(Scalar::Int(n)) if (1..=MAX_SHARDS).contains(&n) => {
+                node.shards = Some(Spanned {
+                    value: n as u32,
+                    pos: v.pos,
+                })
+            }
+            _ => errs.push(Diagnostic::at(
+                v.pos,
+                format!(
+                    "`shards` must be a whole number from 1 to {MAX_SHARDS}, found {}",
+                    describe(v)
+                ),
+            )),
+        }
     }
     node.settings = parse_settings(m, errs);
     node

@@ -69,6 +69,9 @@ pub struct Task {
     /// The node's declared `resources.cpu`, if any: the most threads its operator should run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
+    /// Where this instance stands in a sharded node (`shards:`); `None` for a node run whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::operator::ShardPos>,
     /// Inputs by port.
     pub inputs: BTreeMap<String, Vec<InputRef>>,
     /// Output ports and their types.
@@ -242,6 +245,7 @@ fn execute_inner(
             &task.cache_key,
             scratch_path(task, "ckpt"),
         ))),
+        shard: task.shard.clone(),
     };
     // Secrets reach the operator here, and only here.
     let config = crate::secret::resolve(&task.config, &task.secrets)?;

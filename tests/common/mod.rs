@@ -389,3 +389,40 @@ pub fn wait_for_pid(path: &Path, what: &str) -> i32 {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// JSON lines of the real PubMed abstracts ([`pubmed_abstracts`]), each row's source one of
+/// three, with copies planted: exact (case and punctuation changed) and near (a few words
+/// changed), some far from their original.
+pub fn planted_corpus() -> String {
+    let abstracts = pubmed_abstracts("\n\n");
+    let mut rng = Lcg(11);
+    let sources = ["guideline", "textbook", "web"];
+    let mut lines = Vec::new();
+    let mut push = |id: String, text: String, rng: &mut Lcg| {
+        let source = *rng.pick(&sources);
+        lines.push(serde_json::json!({"doc_id": id, "source": source, "text": text}).to_string());
+    };
+    for (i, (pmid, text)) in abstracts.iter().enumerate() {
+        push(format!("pmid-{pmid}"), text.clone(), &mut rng);
+        if i % 9 == 0 {
+            push(
+                format!("exact-{pmid}"),
+                format!("{}!", text.to_uppercase()),
+                &mut rng,
+            );
+        }
+        if i % 7 == 0 {
+            let words: Vec<&str> = text.split(' ').collect();
+            let near: Vec<&str> = words
+                .iter()
+                .map(|w| if rng.below(60) == 0 { "changed" } else { w })
+                .collect();
+            push(format!("near-{pmid}"), near.join(" "), &mut rng);
+        }
+    }
+    // A few copies of early abstracts at the end, so clusters span every shard.
+    for (pmid, text) in abstracts.iter().take(5) {
+        push(format!("late-{pmid}"), text.clone(), &mut rng);
+    }
+    lines.join("\n") + "\n"
+}

@@ -12,13 +12,14 @@ use std::time::Instant;
 
 /// Computes a node execution's cache key from everything it reads: its operator's name,
 /// version and code fingerprint, its canonical config, its input artifacts' digests and the
-/// content identities of the files it reads from outside the store.
+/// content identities of the files it reads from outside the store; and, for an instance of a
+/// sharded node, its stage, index and shard count.
 pub fn cache_key(
     node: &PlanNode,
     inputs: &BTreeMap<String, Vec<String>>,
     files: &[ExternalFile],
 ) -> String {
-    let v = serde_json::json!({
+    let mut v = serde_json::json!({
         "op": node.op.name(),
         "version": node.op.version(),
         "code": node.op.code(),
@@ -26,6 +27,10 @@ pub fn cache_key(
         "inputs": inputs,
         "files": files,
     });
+    // Only sharded instances carry it, so the keys of nodes run whole are unchanged.
+    if let Some(s) = &node.shard {
+        v["shard"] = serde_json::json!(s);
+    }
     crate::digest::sha256_hex(canonical_json(&v).as_bytes())
 }
 

@@ -63,6 +63,7 @@ impl TaskBuilder {
             files: state.files.clone(),
             attempt,
             cpus: node.resources.cpu_declared.then_some(node.resources.cpu),
+            shard: node.shard.clone(),
             inputs: inputs
                 .into_iter()
                 .map(|(port, outs)| {

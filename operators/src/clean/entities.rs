@@ -15,6 +15,9 @@
 //!
 //! The input is streamed record batch by record batch; the documents of a batch are split
 //! among all cores.
+//!
+//! `shards: N` runs it over N contiguous ranges of rows and merges them into the same outputs
+//! as an unsharded run (`docs::row_sharding`).
 
 use crate::data::docs::{self, column, strings, texts, ReportColumns, SplitWriter};
 use anyhow::{anyhow, bail, Context, Result};
@@ -29,7 +32,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
-use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports};
+use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports, Sharding};
 use zest_kernels::entities::{density, split_synonyms, Lexicon, LexiconEntry, Recognizer, Span};
 
 /// The default lexicon, written for zest: English and Simplified Chinese terms of six types.
@@ -309,28 +312,36 @@ impl Operator for Entities {
         }
     }
 
+    fn sharding(_: &EntitiesConfig) -> Option<Sharding> {
+        Some(docs::row_sharding())
+    }
+
     fn run(c: &EntitiesConfig, ctx: &mut OpContext) -> Result<()> {
+        if docs::is_merge(ctx) {
+            return docs::merge_row_parts(ctx);
+        }
         if let Some(m) = c.min_density {
             if !(0.0..=1.0).contains(&m) {
                 bail!("`min_density` must be between 0 and 1, not {m}");
             }
         }
-        let docs_dir = ctx.output_dir("docs")?.to_path_buf();
+        let docs_dir = docs::out_dir(ctx, "docs")?;
         let rejected_dir = match c.min_density {
-            Some(_) => Some(ctx.output_dir("rejected")?.to_path_buf()),
+            Some(_) => Some(docs::out_dir(ctx, "rejected")?),
             None => None,
         };
         let threads = ctx.threads();
         let writer = ctx.block_on(async {
             let lexicon = load_lexicon(ctx, c.extend_default).await?;
             let rec = recognizer(&lexicon, c.types.as_deref())?;
-            let (schema, mut stream) = docs::open(ctx, "docs").await?;
+            let (schema, mut stream, first_row) = docs::open_shard(ctx, "docs").await?;
             docs::require_columns(&schema, "docs", &[("text_column", &c.text_column)])?;
             if let Some(l) = &c.language_column {
                 docs::require_columns(&schema, "docs", &[("language_column", l)])?;
             }
             let mut w =
-                SplitWriter::new(&schema, entity_fields(), &docs_dir, rejected_dir.as_deref())?;
+                SplitWriter::new(&schema, entity_fields(), &docs_dir, rejected_dir.as_deref())?
+                    .starting_at(first_row);
             // Rows are dropped (and reported) only with `min_density`, the only case with a
             // `report` output.
             if rejected_dir.is_some() {

@@ -25,6 +25,10 @@
 //! was dropped per source and rule, with examples (`crate::data::filter_report`). Record
 //! batches are streamed; the documents of a batch are spread over the node's threads
 //! (`resources.cpu`, or every core).
+//!
+//! With `shards: N` the node runs as N instances over contiguous ranges of its rows and a
+//! merge that concatenates them (`docs::row_sharding`); the outputs are byte-identical to an
+//! unsharded run's.
 
 use crate::data::docs::{self, column, strings, ReportColumns, SplitWriter};
 use crate::data::overrides::Overrides;
@@ -38,7 +42,7 @@ use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports};
+use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports, Sharding};
 use zest_kernels::quality::{c4, encoding, fineweb, gopher, Filters, Preset};
 use zest_kernels::{langid, pii, quality};
 
@@ -260,9 +264,16 @@ impl Operator for Quality {
         Ok(())
     }
 
+    fn sharding(_: &QualityConfig) -> Option<Sharding> {
+        Some(docs::row_sharding())
+    }
+
     fn run(c: &QualityConfig, ctx: &mut OpContext) -> Result<()> {
-        let docs_dir = ctx.output_dir("docs")?.to_path_buf();
-        let rej_dir = ctx.output_dir("rejected")?.to_path_buf();
+        if docs::is_merge(ctx) {
+            return docs::merge_row_parts(ctx);
+        }
+        let docs_dir = docs::out_dir(ctx, "docs")?;
+        let rej_dir = docs::out_dir(ctx, "rejected")?;
         let filters = c.resolved_filters().map_err(anyhow::Error::msg)?;
         let by_source: Vec<(String, Filters)> = c
             .source_presets
@@ -272,7 +283,7 @@ impl Operator for Quality {
             .map_err(anyhow::Error::msg)?;
         let threads = ctx.threads();
         let writer = ctx.block_on(async {
-            let (schema, mut stream) = docs::open(ctx, "docs").await?;
+            let (schema, mut stream, first_row) = docs::open_shard(ctx, "docs").await?;
             docs::require_columns(
                 &schema,
                 "docs",
@@ -305,7 +316,8 @@ impl Operator for Quality {
                 .with_report(
                     Self::NAME,
                     ReportColumns::new(&c.id_column, &c.text_column, &c.source_column),
-                );
+                )
+                .starting_at(first_row);
             let mut seen = 0usize;
             let started = std::time::Instant::now();
             while let Some(batch) = stream.next().await {

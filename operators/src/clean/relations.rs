@@ -9,6 +9,9 @@
 //! The mentions come from the `entities` column written by `clean.entities` when the input has
 //! one; otherwise entity recognition runs here, with the same lexicon options (the `lexicon`
 //! port, `extend_default`, `types`, languages).
+//!
+//! `shards: N` runs it over N contiguous ranges of rows and merges them into the same outputs
+//! as an unsharded run (`docs::row_sharding`).
 
 use super::entities::{language_of, languages, load_lexicon, recognizer};
 use crate::data::docs::{self, column, texts, SplitWriter};
@@ -25,7 +28,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
-use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports};
+use zest_engine::operator::{OpContext, Operator, PortSpec, PortType, Ports, Sharding};
 use zest_kernels::entities::Span;
 use zest_kernels::relations::{self as rel, default_patterns, Extractor, Relation};
 
@@ -290,7 +293,14 @@ impl Operator for Relations {
         }
     }
 
+    fn sharding(_: &RelationsConfig) -> Option<Sharding> {
+        Some(docs::row_sharding())
+    }
+
     fn run(c: &RelationsConfig, ctx: &mut OpContext) -> Result<()> {
+        if docs::is_merge(ctx) {
+            return docs::merge_row_parts(ctx);
+        }
         let mut patterns: Vec<rel::Pattern> = if c.default_patterns {
             default_patterns()
         } else {
@@ -301,10 +311,10 @@ impl Operator for Relations {
             bail!("no relation patterns: set `patterns` or leave `default_patterns` on");
         }
         let extractor = Extractor::new(patterns).context("`patterns`")?;
-        let docs_dir = ctx.output_dir("docs")?.to_path_buf();
+        let docs_dir = docs::out_dir(ctx, "docs")?;
         let threads = ctx.threads();
         let writer = ctx.block_on(async {
-            let (schema, mut stream) = docs::open(ctx, "docs").await?;
+            let (schema, mut stream, first_row) = docs::open_shard(ctx, "docs").await?;
             docs::require_columns(&schema, "docs", &[("text_column", &c.text_column)])?;
             let has_entities = schema.index_of(&c.entities_column).is_ok();
             let rec = if has_entities {
@@ -325,7 +335,8 @@ impl Operator for Relations {
                 );
                 Some(recognizer(&lexicon, c.types.as_deref())?)
             };
-            let mut w = SplitWriter::new(&schema, relation_fields(), &docs_dir, None)?;
+            let mut w = SplitWriter::new(&schema, relation_fields(), &docs_dir, None)?
+                .starting_at(first_row);
             let started = Instant::now();
             let (mut n_docs, mut n_rel) = (0usize, 0usize);
             while let Some(batch) = stream.next().await {

@@ -21,7 +21,6 @@ use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::ParquetReadOptions;
 use std::path::Path;
 use std::sync::Arc;
@@ -98,6 +97,107 @@ pub fn par_map_range<R: Send>(threads: usize, n: usize, f: impl Fn(usize) -> R +
             .flat_map(|h| h.join().expect("a worker thread panicked"))
             .collect()
     })
+}
+
+/// Whether `ctx` is an instance of a parallel stage of a sharded node (not its merge).
+pub fn in_parallel_stage(ctx: &OpContext) -> bool {
+    ctx.shard.as_ref().is_some_and(|s| !s.is_merge())
+}
+
+/// Where a row-wise operator writes output `port`: the port's own directory when the node
+/// runs whole, the subdirectory `port` of its single part (`part0`) in a shard instance of a
+/// one-stage sharding, which [`merge_row_parts`] puts together.
+pub fn out_dir(ctx: &OpContext, port: &str) -> Result<std::path::PathBuf> {
+    if !in_parallel_stage(ctx) {
+        return Ok(ctx.output_dir(port)?.to_path_buf());
+    }
+    let dir = ctx
+        .output_dir(&zest_engine::operator::part_port(0))?
+        .join(port);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// How a row-wise operator shards: one parallel stage over contiguous ranges of rows, and a
+/// merge that concatenates the parts ([`merge_row_parts`]).
+pub fn row_sharding() -> zest_engine::operator::Sharding {
+    zest_engine::operator::Sharding {
+        stages: vec![ROWS_STAGE],
+    }
+}
+
+/// The name of [`row_sharding`]'s parallel stage.
+pub const ROWS_STAGE: &str = "rows";
+
+/// Opens the rows of input `port` this node takes: all of them when it runs whole, its
+/// contiguous share ([`zest_engine::operator::ShardPos::rows`]) in a parallel stage of a
+/// sharded node. Returns the schema, the stream and the input row number of the first row.
+pub async fn open_shard(
+    ctx: &OpContext,
+    port: &str,
+) -> Result<(SchemaRef, SendableRecordBatchStream, usize)> {
+    let Some(shard) = ctx.shard.as_ref().filter(|s| !s.is_merge()) else {
+        let (schema, stream) = open(ctx, port).await?;
+        return Ok((schema, stream, 0));
+    };
+    let files = dataset::files(ctx.inputs(port))?;
+    if files.is_empty() {
+        bail!("input `{port}` has no dataset");
+    }
+    let total = dataset::row_count(&files)?;
+    let rows = shard.rows(total);
+    let df = dataset::session()
+        .read_parquet(files, ParquetReadOptions::default())
+        .await?
+        .limit(rows.start, Some(rows.len()))?;
+    let schema: SchemaRef = df.schema().inner().clone();
+    Ok((schema, df.execute_stream().await?, rows.start))
+}
+
+/// The merge of a row-wise operator's shards, for every output port of the node: the
+/// `report` port is the parts' [`FilterReport`]s added up, every other port a dataset of the
+/// parts' rows in order (the same bytes as an unsharded run: see [`dataset::DatasetWriter`]).
+pub fn merge_row_parts(ctx: &mut OpContext) -> Result<()> {
+    let parts: Vec<std::path::PathBuf> = ctx
+        .inputs(zest_engine::operator::PARTS_PORT)
+        .iter()
+        .map(|a| a.path().map(Path::to_path_buf))
+        .collect::<Result<_>>()?;
+    if parts.is_empty() {
+        bail!("the merge of a sharded node has no parts");
+    }
+    let ports: Vec<String> = ctx.outputs.keys().cloned().collect();
+    for port in ports.iter().filter(|p| *p != REPORT_PORT) {
+        let files: Vec<std::path::PathBuf> = parts
+            .iter()
+            .map(|p| p.join(port).join(dataset::DATA_FILE))
+            .collect();
+        let dir = ctx.output_dir(port)?.to_path_buf();
+        let meta = dataset::concat(&files, &dir).with_context(|| format!("merging `{port}`"))?;
+        ctx.set_output_meta(port, meta);
+    }
+    if ports.iter().any(|p| p == REPORT_PORT) {
+        let mut merged: Option<FilterReport> = None;
+        for p in &parts {
+            let path = p.join(REPORT_PORT).join(REPORT_FILE);
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let r: FilterReport = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a filter report", path.display()))?;
+            match merged.as_mut() {
+                None => merged = Some(r),
+                Some(m) => m.merge(r),
+            }
+        }
+        let merged = merged.expect("at least one part");
+        write_report(ctx, &merged)?;
+    }
+    Ok(())
+}
+
+/// Whether `ctx` is the merge of a sharded node.
+pub fn is_merge(ctx: &OpContext) -> bool {
+    ctx.shard.as_ref().is_some_and(|s| s.is_merge())
 }
 
 /// Opens the datasets on input port `port` as one stream of record batches, with its schema.
@@ -204,21 +304,32 @@ pub fn report_port() -> zest_engine::operator::PortSpec {
     )
 }
 
-/// Writes `report` to `ctx`'s `report` output and its summary to the node's log.
+/// Writes `report` to `ctx`'s `report` output and its summary to the node's log (in a shard
+/// instance, to its part: see [`out_dir`]).
 pub fn write_report(ctx: &mut OpContext, report: &FilterReport) -> Result<()> {
     eprintln!("{}: {}", report.operator, report.summary());
-    ctx.write_output(REPORT_PORT, "report.json", report.to_json())
+    if in_parallel_stage(ctx) {
+        let path = out_dir(ctx, REPORT_PORT)?.join(REPORT_FILE);
+        return std::fs::write(&path, report.to_json())
+            .with_context(|| format!("cannot write {}", path.display()));
+    }
+    ctx.write_output(REPORT_PORT, REPORT_FILE, report.to_json())
 }
+
+/// The file name of a filter report in its artifact.
+pub const REPORT_FILE: &str = "report.json";
 
 /// Writes the rows an operator keeps to `docs` and those it drops to `rejected`, each with the
 /// operator's new columns appended; dropped rows also get `reasons`.
 pub struct SplitWriter {
     kept_schema: SchemaRef,
     rejected_schema: SchemaRef,
-    kept: ArrowWriter<std::fs::File>,
-    rejected: Option<ArrowWriter<std::fs::File>>,
+    kept: dataset::DatasetWriter,
+    rejected: Option<dataset::DatasetWriter>,
     n_kept: usize,
     n_rejected: usize,
+    /// The input row number of the first row written (a shard's first row).
+    first_row: usize,
     report: Option<(FilterReport, ReportColumns)>,
 }
 
@@ -256,8 +367,16 @@ impl SplitWriter {
             rejected,
             n_kept: 0,
             n_rejected: 0,
+            first_row: 0,
             report: None,
         })
+    }
+
+    /// Numbers rows from `row` on, for the report's ids of rows without one: a shard
+    /// instance's rows start where [`open_shard`] says.
+    pub fn starting_at(mut self, row: usize) -> Self {
+        self.first_row = row;
+        self
     }
 
     /// Also builds a [`FilterReport`] of `operator` from every row written, written to the
@@ -290,7 +409,7 @@ impl SplitWriter {
         }
         for i in 0..full.num_rows() {
             let r: &[String] = reasons.get(i).map(Vec::as_slice).unwrap_or(&[]);
-            let row = self.n_kept + self.n_rejected + i;
+            let row = self.first_row + self.n_kept + self.n_rejected + i;
             let id = match &ids {
                 Some(a) => value(a, i).unwrap_or("").to_string(),
                 None => format!("row {row}"),
@@ -347,19 +466,25 @@ impl SplitWriter {
     }
 
     /// Closes the files and records their metadata on `ctx`'s ports `docs` and `rejected`;
-    /// writes the report, if the writer builds one, to `report`.
+    /// writes the report, if the writer builds one, to `report`. In a shard instance the
+    /// files are in its part ([`out_dir`]) and the metadata is the merge's to record.
     pub fn finish(self, ctx: &mut OpContext, docs_port: &str, rejected_port: &str) -> Result<()> {
         if let Some((report, _)) = &self.report {
             write_report(ctx, report)?;
         }
         self.kept.close()?;
-        ctx.set_output_meta(docs_port, dataset::meta(&self.kept_schema, self.n_kept));
+        let whole = !in_parallel_stage(ctx);
+        if whole {
+            ctx.set_output_meta(docs_port, dataset::meta(&self.kept_schema, self.n_kept));
+        }
         if let Some(r) = self.rejected {
             r.close()?;
-            ctx.set_output_meta(
-                rejected_port,
-                dataset::meta(&self.rejected_schema, self.n_rejected),
-            );
+            if whole {
+                ctx.set_output_meta(
+                    rejected_port,
+                    dataset::meta(&self.rejected_schema, self.n_rejected),
+                );
+            }
         }
         Ok(())
     }

@@ -18,7 +18,7 @@
 //! `first` always add up to `dropped`, per source and overall. Sources come from the source
 //! column (`source` by default) when the input has it, and are all `all` otherwise.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Examples kept per rule and source.
@@ -29,7 +29,7 @@ pub const EXAMPLE_CHARS: usize = 300;
 pub const ALL: &str = "all";
 
 /// One dropped document, as an example of a rule.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Example {
     /// The document's id.
     pub id: String,
@@ -40,19 +40,19 @@ pub struct Example {
 }
 
 /// What one rule dropped.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RuleCount {
     /// Documents that failed the rule (possibly among others).
     pub dropped: usize,
     /// Documents whose first reason was this rule.
     pub first: usize,
     /// A few of them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<Example>,
 }
 
 /// The counts of one source.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SourceCounts {
     /// Documents seen.
     pub documents: usize,
@@ -65,7 +65,7 @@ pub struct SourceCounts {
 }
 
 /// The report, built row by row.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FilterReport {
     /// The operator that wrote it.
     pub operator: String,
@@ -143,6 +143,32 @@ impl FilterReport {
         }
     }
 
+    /// Adds the report of the rows that follow this report's (the next shard of a sharded
+    /// node): counts add up, and examples are this report's then `next`'s, up to
+    /// [`EXAMPLES`], as if one report had seen every row in order.
+    pub fn merge(&mut self, next: FilterReport) {
+        fn add_rules(to: &mut BTreeMap<String, RuleCount>, from: BTreeMap<String, RuleCount>) {
+            for (name, c) in from {
+                let r = to.entry(name).or_default();
+                r.dropped += c.dropped;
+                r.first += c.first;
+                let room = EXAMPLES.saturating_sub(r.examples.len());
+                r.examples.extend(c.examples.into_iter().take(room));
+            }
+        }
+        self.documents += next.documents;
+        self.kept += next.kept;
+        self.dropped += next.dropped;
+        add_rules(&mut self.rules, next.rules);
+        for (name, s) in next.sources {
+            let to = self.sources.entry(name).or_default();
+            to.documents += s.documents;
+            to.kept += s.kept;
+            to.dropped += s.dropped;
+            add_rules(&mut to.rules, s.rules);
+        }
+    }
+
     /// The report as pretty JSON.
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).expect("a report serialises");
@@ -201,6 +227,42 @@ mod tests {
             rep.summary(),
             "3 of 4 documents dropped: short 2, no_stop 1"
         );
+    }
+
+    #[test]
+    fn merged_reports_equal_one_report_over_every_row() {
+        let rows: Vec<(Option<&str>, String, Vec<String>)> = (0..40)
+            .map(|i| {
+                let source = [Some("web"), Some("textbook"), None][i % 3];
+                let reasons = match i % 4 {
+                    0 => vec![],
+                    1 => r(&["short"]),
+                    2 => r(&["no_stop", "short"]),
+                    _ => r(&["no_stop"]),
+                };
+                (source, format!("d{i}"), reasons)
+            })
+            .collect();
+        let mut whole = FilterReport::new("clean.quality", Some("source".into()));
+        for (s, id, reasons) in &rows {
+            whole.add(*s, id, "text", reasons);
+        }
+        for cuts in [vec![0, 40], vec![0, 1, 20, 40], vec![0, 0, 13, 27, 40]] {
+            let mut parts = cuts.windows(2).map(|w| {
+                let mut p = FilterReport::new("clean.quality", Some("source".into()));
+                for (s, id, reasons) in &rows[w[0]..w[1]] {
+                    p.add(*s, id, "text", reasons);
+                }
+                p
+            });
+            let mut merged = parts.next().unwrap();
+            for p in parts {
+                merged.merge(p);
+            }
+            assert_eq!(merged, whole, "cuts {cuts:?}");
+            let back: FilterReport = serde_json::from_slice(&merged.to_json()).unwrap();
+            assert_eq!(back.to_json(), whole.to_json());
+        }
     }
 
     #[test]

@@ -23,7 +23,6 @@ use anyhow::{bail, Context, Result};
 use datafusion::arrow::array::{ArrayRef, Float64Builder, StringBuilder, UInt64Builder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
 use object_store::{ObjectStore, ObjectStoreExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -325,7 +324,7 @@ struct Pending {
 }
 
 impl Pending {
-    fn write_docs(&mut self, w: &mut ArrowWriter<std::fs::File>, schema: &SchemaRef) -> Result<()> {
+    fn write_docs(&mut self, w: &mut dataset::DatasetWriter, schema: &SchemaRef) -> Result<()> {
         if self.docs.is_empty() {
             return Ok(());
         }
@@ -357,11 +356,7 @@ impl Pending {
         Ok(())
     }
 
-    fn write_rejected(
-        &mut self,
-        w: &mut ArrowWriter<std::fs::File>,
-        schema: &SchemaRef,
-    ) -> Result<()> {
+    fn write_rejected(&mut self, w: &mut dataset::DatasetWriter, schema: &SchemaRef) -> Result<()> {
         if self.rejected.is_empty() {
             return Ok(());
         }
