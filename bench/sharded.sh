@@ -5,8 +5,12 @@
 # ../shared/corpus/pubmedqa_pqal.jsonl, each written COPIES times with about 3% of its words
 # changed (so dedup has near copies to find). For each executor and shard count, one run
 # into a fresh store; a node's time is from the first of its instances starting to its merge
-# ending (from the run report). Also checks that every shard count wrote the same digests.
-# Usage: bash bench/sharded.sh (COPIES=20, SHARDS="1 2 4", EXECUTORS="local ray", PORT=16600)
+# ending (from the run report). Every instance declares `resources: {cpu: CPU}` (default 1:
+# its operator then runs on one thread, so N shards are N one-core workers; CPU=0 declares
+# nothing and every instance uses every core). Also checks that every shard count wrote the
+# same digests.
+# Usage: bash bench/sharded.sh (COPIES=20, SHARDS="1 2 4", EXECUTORS="local ray", CPU=1,
+#        PORT=16600)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
@@ -14,6 +18,7 @@ COPIES="${COPIES:-20}"
 SHARDS="${SHARDS:-1 2 4}"
 EXECUTORS="${EXECUTORS:-local ray}"
 PORT="${PORT:-16600}"
+CPU="${CPU:-1}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zest/target}"
 zest="${ZEST:-$CARGO_TARGET_DIR/release/zest}"
 [ -x "$zest" ] || { echo "build first: make build (or set ZEST)" >&2; exit 1; }
@@ -39,9 +44,13 @@ for c in range(int(sys.argv[2])):
         print(json.dumps({"doc_id": f"{r['pmid']}-{c}", "source": "literature", "text": " ".join(words)}))
 EOF
 docs=$(wc -l <"$scratch/docs.jsonl")
+res=""
+[ "$CPU" != 0 ] && res="resources: {cpu: $CPU}"
 cat >"$scratch/dag.yaml" <<EOF
 params:
   shards: {type: int, default: 1}
+defaults:
+  $res
 nodes:
   load:
     op: data.load
@@ -56,7 +65,7 @@ nodes:
     in: {docs: quality.docs}
     shards: \${params.shards}
 EOF
-echo "corpus: $docs documents ($(du -h "$scratch/docs.jsonl" | cut -f1)); machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
+echo "corpus: $docs documents ($(du -h "$scratch/docs.jsonl" | cut -f1)); ${res:-no resources declared}; machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB"
 cd "$scratch"
 for ex in $EXECUTORS; do
     for n in $SHARDS; do
@@ -74,7 +83,7 @@ t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 parts = []
 for name in ("quality", "dedup"):
     mine = [x for x in r["nodes"] if x["node"] == name or x["node"].startswith(name + "[")]
-    span = max(t(x["ended_at"]) for x in mine) - min(t(x["started_at"]) for x in mine)
+    span = max(t(x["end_time"]) for x in mine) - min(t(x["start_time"]) for x in mine)
     parts.append(f"{name} {span:6.1f} s ({docs / span:6.0f} docs/s, {len(mine)} nodes)")
 print(f"{ex:5} shards={n}: " + ", ".join(parts) + f"; run {wall:.1f} s")
 EOF

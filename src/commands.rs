@@ -779,11 +779,23 @@ fn ops_cmd(name: Option<&str>, json: bool, registry: &Registry) -> i32 {
     };
     let schema = op.config_schema();
     let ports = op.ports(None).ok();
+    // Whether `shards:` applies, and its stages, as the default config has them.
+    let stages: Option<Vec<&str>> = op
+        .parse_config(&serde_json::json!({}))
+        .ok()
+        .and_then(|c| op.sharding(&c))
+        .map(|s| s.stages);
     if json {
-        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"name": op.name(), "version": op.version(), "description": op.description(), "worker": op.worker().binary(), "ports": ports, "config_schema": schema})).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({"name": op.name(), "version": op.version(), "description": op.description(), "worker": op.worker().binary(), "shard_stages": stages, "ports": ports, "config_schema": schema})).unwrap_or_default());
         return OK;
     }
     outln!("{} v{}\n  {}\n", op.name(), op.version(), op.description());
+    if let Some(stages) = &stages {
+        outln!(
+            "shards: yes (stages: {}, N instances each, then one merge)\n",
+            stages.join(" → ")
+        );
+    }
     if op.worker() != zest_engine::operator::WorkerKind::Zest {
         outln!(
             "runs in: {} workers (installed beside zest)\n",
