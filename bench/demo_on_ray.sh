@@ -12,19 +12,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 PORT="${PORT:-16400}"
 S3_PORT="${S3_PORT:-18400}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zest/target}"
-zest="${ZEST:-$CARGO_TARGET_DIR/release/zest}"
-[ -x "$zest" ] || { echo "build first: make build (or set ZEST)" >&2; exit 1; }
-scratch="$(mktemp -d)"
-# shellcheck source=/dev/null
-source "$repo/infra/scripts/test-services.sh"
-cleanup() {
-    stop_service "$scratch/services" ray-gpu || true
-    stop_service "$scratch/services" ray-head || true
-    stop_service "$scratch/services" seaweed || true
-    rm -rf "$scratch"
-}
-trap cleanup EXIT
+# shellcheck source=bench/cluster_lib.sh
+source "$here/cluster_lib.sh"
 start_seaweed "$scratch/services" "$S3_PORT" zest-demo >/dev/null
 start_ray "$scratch/services" "$PORT" 2 >/dev/null
 export AWS_ACCESS_KEY_ID="$ZEST_S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$ZEST_S3_SECRET_KEY"

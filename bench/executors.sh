@@ -12,18 +12,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 N="${N:-10}"
 PORT="${PORT:-16000}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zest/target}"
-zest="${ZEST:-$CARGO_TARGET_DIR/release/zest}"
-[ -x "$zest" ] || { echo "build first: make build (or set ZEST)" >&2; exit 1; }
-scratch="$(mktemp -d)"
-# shellcheck source=/dev/null
-source "$repo/infra/scripts/test-services.sh"
-cleanup() {
-    stop_service "$scratch/services" ray-gpu || true
-    stop_service "$scratch/services" ray-head || true
-    rm -rf "$scratch"
-}
-trap cleanup EXIT
+# shellcheck source=bench/cluster_lib.sh
+source "$here/cluster_lib.sh"
 start_ray "$scratch/services" "$PORT" 2 >/dev/null
 {
     echo "nodes:"

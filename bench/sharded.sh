@@ -19,18 +19,8 @@ SHARDS="${SHARDS:-1 2 4}"
 EXECUTORS="${EXECUTORS:-local ray}"
 PORT="${PORT:-16600}"
 CPU="${CPU:-1}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zest/target}"
-zest="${ZEST:-$CARGO_TARGET_DIR/release/zest}"
-[ -x "$zest" ] || { echo "build first: make build (or set ZEST)" >&2; exit 1; }
-scratch="$(mktemp -d)"
-# shellcheck source=/dev/null
-source "$repo/infra/scripts/test-services.sh"
-cleanup() {
-    stop_service "$scratch/services" ray-gpu >/dev/null 2>&1 || true
-    stop_service "$scratch/services" ray-head >/dev/null 2>&1 || true
-    rm -rf "$scratch"
-}
-trap cleanup EXIT
+# shellcheck source=bench/cluster_lib.sh
+source "$here/cluster_lib.sh"
 case " $EXECUTORS " in *" ray "*) start_ray "$scratch/services" "$PORT" 2 >/dev/null ;; esac
 python3 - "$repo/../shared/corpus/pubmedqa_pqal.jsonl" "$COPIES" >"$scratch/docs.jsonl" <<'EOF'
 import json, random, sys
