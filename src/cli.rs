@@ -197,6 +197,13 @@ pub enum NodeAction {
         #[arg(long)]
         task: String,
     },
+    /// Run one follower rank of a data-parallel node (started by its rank 0, with torchrun's
+    /// RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT).
+    Rank {
+        /// The task file rank 0 wrote.
+        #[arg(long)]
+        task: std::path::PathBuf,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -53,6 +53,13 @@ pub fn node(action: &NodeAction, registry: &Registry) -> i32 {
                 INVALID
             }
         },
+        NodeAction::Rank { task } => match zest_engine::worker::exec_rank(registry, task) {
+            Ok(()) => OK,
+            Err(e) => {
+                errln!("{e:#}");
+                NODE_FAILED
+            }
+        },
     }
 }
 

@@ -71,6 +71,9 @@ pub struct Checkpoints {
     prefix: String,
     local: PathBuf,
     keep_after_commit: AtomicUsize,
+    /// A follower rank of a data-parallel node ([`crate::ranks`]): it restores checkpoints,
+    /// and rank 0 alone saves and prunes them.
+    follower: bool,
 }
 
 impl std::fmt::Debug for Checkpoints {
@@ -99,6 +102,7 @@ impl Checkpoints {
             prefix: prefix_for(cache_key),
             local,
             keep_after_commit: AtomicUsize::new(0),
+            follower: false,
         }
     }
 
@@ -117,6 +121,13 @@ impl Checkpoints {
             c.remote = Some((config.clone(), std::sync::OnceLock::new()));
         }
         c
+    }
+
+    /// These checkpoints as a follower rank sees them: [`Checkpoints::save`] and
+    /// [`Checkpoints::prune`] do nothing, since rank 0 saves the same state.
+    pub fn for_follower(mut self) -> Checkpoints {
+        self.follower = true;
+        self
     }
 
     /// Runs `f` on the store: the remote path on its own runtime.
@@ -213,7 +224,11 @@ impl Checkpoints {
 
     /// Saves the files under `dir` as the checkpoint of `step` with `meta` attached, commits
     /// it (marker last), then deletes all but the newest `keep` (at least one is kept).
+    /// On a follower rank it does nothing.
     pub fn save(&self, step: u64, dir: &Path, meta: serde_json::Value, keep: usize) -> Result<()> {
+        if self.follower {
+            return Ok(());
+        }
         let name = step_name(step);
         let mut files = vec![];
         for (rel, entry) in crate::digest::scan_dir(dir)
@@ -243,7 +258,11 @@ impl Checkpoints {
 
     /// Deletes every checkpoint but the newest `keep`, and files of unfinished saves older
     /// than the newest committed checkpoint.
+    /// On a follower rank it does nothing.
     pub fn prune(&self, keep: usize) -> Result<()> {
+        if self.follower {
+            return Ok(());
+        }
         let names = self.run(|st| st.list_under(&self.prefix))?;
         let steps = self.steps()?;
         let kept: Vec<String> = steps

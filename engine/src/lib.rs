@@ -24,6 +24,7 @@ pub mod params;
 pub mod plan;
 pub mod pool;
 pub mod progress;
+pub mod ranks;
 pub mod report;
 pub mod run;
 pub mod s3;

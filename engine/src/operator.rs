@@ -350,14 +350,24 @@ pub struct OpContext {
     pub(crate) checkpoints: Option<Arc<crate::checkpoint::Checkpoints>>,
     /// Where this instance stands in a sharded node; `None` for a node run whole.
     pub shard: Option<ShardPos>,
+    /// This process's place among the ranks of a data-parallel node
+    /// ([`Operator::processes`]); `None` when the node runs as one process.
+    pub rank: Option<crate::ranks::Rank>,
 }
 
 impl OpContext {
     /// How many threads the operator may keep busy: the node's `resources.cpu` rounded up
     /// when it declares one (the scheduler reserves that much for it), otherwise every core
-    /// of the machine.
+    /// of the machine; divided among the ranks of a data-parallel node on this machine.
     pub fn threads(&self) -> usize {
-        threads_for(self.cpus)
+        let ranks = self.rank.as_ref().map_or(1, |r| r.world_size);
+        (threads_for(self.cpus) / ranks).max(1)
+    }
+
+    /// Whether this process commits the node's outputs and saves its checkpoints: always,
+    /// except on the follower ranks of a data-parallel node.
+    pub fn is_leader(&self) -> bool {
+        self.rank.as_ref().is_none_or(|r| r.is_leader())
     }
 
     /// The artifacts connected to `port` (empty when unconnected).
@@ -564,6 +574,14 @@ pub trait Operator: Send + Sync + 'static {
         None
     }
 
+    /// How many processes on one machine run a node with this config together (data
+    /// parallelism, [`crate::ranks`]); 1, the default, runs it as one. Above 1, the worker
+    /// starts the others and every process runs [`Operator::run`] with [`OpContext::rank`]
+    /// set; rank 0's outputs are committed.
+    fn processes(_config: &Self::Config) -> usize {
+        1
+    }
+
     /// Whether the operator reads files from outside the store (then
     /// [`Operator::external_files`] is asked for them before every cache lookup).
     const READS_FILES: bool = false;
@@ -625,6 +643,10 @@ pub trait DynOperator: Send + Sync {
     /// How a node with this parsed config runs sharded ([`Operator::sharding`]).
     fn sharding(&self, _config: &serde_json::Value) -> Option<Sharding> {
         None
+    }
+    /// How many processes run a node with this parsed config ([`Operator::processes`]).
+    fn processes(&self, _config: &serde_json::Value) -> usize {
+        1
     }
 }
 
@@ -698,6 +720,9 @@ impl<T: Operator> DynOperator for Erased<T> {
     }
     fn sharding(&self, config: &serde_json::Value) -> Option<Sharding> {
         T::sharding(&Self::typed(config).ok()?)
+    }
+    fn processes(&self, config: &serde_json::Value) -> usize {
+        Self::typed(config).map_or(1, |c| T::processes(&c))
     }
 }
 

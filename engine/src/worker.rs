@@ -168,26 +168,16 @@ fn execute_with_tail(
     }
 }
 
-fn execute_inner(
+/// The operator's context for `task`: its inputs from `store`, its outputs and temporary
+/// files at the task's scratch paths with `prefix` (empty, or a follower rank's own), and
+/// its checkpoints.
+fn op_context(
     task: &Task,
-    registry: &Registry,
+    store: &ArtifactStore,
     rt: &tokio::runtime::Runtime,
-    stores: &mut HashMap<String, ArtifactStore>,
-    made: &mut Vec<PathBuf>,
-    redactor: &crate::secret::Redactor,
+    prefix: &str,
     tail: Option<Arc<dyn Fn(usize) -> String + Send + Sync>>,
-) -> Result<(BTreeMap<String, OutputRef>, Vec<String>)> {
-    let op = registry
-        .get(&task.op)
-        .ok_or_else(|| anyhow!("unknown operator `{}`", task.op))?;
-    let store = match stores.get(&task.store.url) {
-        Some(s) => s.clone(),
-        None => {
-            let s = task.store.open()?;
-            stores.insert(task.store.url.clone(), s.clone());
-            s
-        }
-    };
+) -> Result<OpContext> {
     let mut inputs: BTreeMap<String, Vec<InputArtifact>> = BTreeMap::new();
     for (port, refs) in &task.inputs {
         let mut v = vec![];
@@ -219,10 +209,13 @@ fn execute_inner(
     }
     let mut outputs = BTreeMap::new();
     for (port, _) in &task.outputs {
-        outputs.insert(port.clone(), scratch_path(task, &format!("out.{port}")));
+        outputs.insert(
+            port.clone(),
+            scratch_path(task, &format!("{prefix}out.{port}")),
+        );
     }
-    let tmp = scratch_path(task, "tmp");
-    let mut ctx = OpContext {
+    let tmp = scratch_path(task, &format!("{prefix}tmp"));
+    Ok(OpContext {
         run_id: task.run_id.clone(),
         node: task.node.clone(),
         attempt: task.attempt,
@@ -243,14 +236,70 @@ fn execute_inner(
             store.clone(),
             rt.handle().clone(),
             &task.cache_key,
-            scratch_path(task, "ckpt"),
+            scratch_path(task, &format!("{prefix}ckpt")),
         ))),
         shard: task.shard.clone(),
+        rank: None,
+    })
+}
+
+fn execute_inner(
+    task: &Task,
+    registry: &Registry,
+    rt: &tokio::runtime::Runtime,
+    stores: &mut HashMap<String, ArtifactStore>,
+    made: &mut Vec<PathBuf>,
+    redactor: &crate::secret::Redactor,
+    tail: Option<Arc<dyn Fn(usize) -> String + Send + Sync>>,
+) -> Result<(BTreeMap<String, OutputRef>, Vec<String>)> {
+    let op = registry
+        .get(&task.op)
+        .ok_or_else(|| anyhow!("unknown operator `{}`", task.op))?;
+    let store = match stores.get(&task.store.url) {
+        Some(s) => s.clone(),
+        None => {
+            let s = task.store.open()?;
+            stores.insert(task.store.url.clone(), s.clone());
+            s
+        }
     };
+    let mut ctx = op_context(task, &store, rt, "", tail)?;
+    // A data-parallel node: this process is rank 0, the others are started here.
+    let processes = op.processes(&task.config);
+    let mut followers = None;
+    if processes > 1 {
+        let dir = scratch_path(task, "ranks");
+        made.push(dir.clone());
+        let exe = std::env::current_exe().context("cannot find this binary to start ranks")?;
+        let (rank, f) = crate::ranks::launch(task, processes, &exe, &dir)?;
+        println!(
+            "data parallel: {processes} processes, rendezvous on {}:{}",
+            rank.master_addr, rank.master_port
+        );
+        ctx.rank = Some(rank);
+        followers = Some(f);
+    }
     // Secrets reach the operator here, and only here.
     let config = crate::secret::resolve(&task.config, &task.secrets)?;
     let result =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.run(&config, &mut ctx)));
+    let result = match (result, followers) {
+        (r, None) => r,
+        (Ok(Ok(())), Some(f)) => Ok(f.wait()),
+        (r, Some(mut f)) => {
+            // Rank 0 failed: a failed follower is the likelier cause; say so first.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let failed = f.failures();
+            f.stop();
+            match r {
+                Ok(Err(e)) if !failed.is_empty() => Ok(Err(e.context(format!(
+                    "{} (its error is in the node's log)",
+                    failed.join("; ")
+                )))),
+                r => r,
+            }
+        }
+    };
     // What to remove afterwards: directories that exist, unless committed (moved) first.
     for (port, dir) in &ctx.outputs {
         if ctx.has_dir(port) {
@@ -824,6 +873,47 @@ pub fn exec_one(registry: &Registry, task_path: &str) -> Result<TaskResult> {
         libc::close(saved[1]);
     }
     Ok(result)
+}
+
+/// `node rank --task FILE`: runs one follower rank of a data-parallel node ([`crate::ranks`])
+/// in this process, with its place read from torchrun's environment. Its outputs and
+/// temporary files are its own and removed when it ends; nothing is committed.
+pub fn exec_rank(registry: &Registry, task_path: &Path) -> Result<()> {
+    crate::sandbox::die_with_parent();
+    let rank = crate::ranks::Rank::from_env().context("a rank's environment")?;
+    if rank.is_leader() {
+        return Err(anyhow!("rank 0 is the worker that started the others"));
+    }
+    let text = std::fs::read_to_string(task_path)
+        .with_context(|| format!("cannot read task {}", task_path.display()))?;
+    let task: Task = serde_json::from_str(&text).context("malformed task")?;
+    let op = registry
+        .get(&task.op)
+        .ok_or_else(|| anyhow!("unknown operator `{}`", task.op))?;
+    let rt = worker_runtime()?;
+    let store = task.store.open()?;
+    let prefix = format!("rank{}.", rank.rank);
+    let mut ctx = op_context(&task, &store, &rt, &prefix, None)?;
+    if let Some(c) = ctx.checkpoints.take() {
+        let c = Arc::try_unwrap(c).map_err(|_| anyhow!("checkpoints shared"))?;
+        ctx.checkpoints = Some(Arc::new(c.for_follower()));
+    }
+    ctx.rank = Some(rank.clone());
+    let redactor = crate::secret::Redactor::from_env(&task.secrets);
+    let config = crate::secret::resolve(&task.config, &task.secrets)?;
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.run(&config, &mut ctx)));
+    let mut leftovers: Vec<PathBuf> = ctx.outputs.values().cloned().collect();
+    leftovers.push(ctx.scratch.clone());
+    leftovers.push(scratch_path(&task, &format!("{prefix}ckpt")));
+    for p in leftovers {
+        let _ = std::fs::remove_dir_all(p);
+    }
+    let r = match result {
+        Ok(r) => r,
+        Err(p) => Err(anyhow!("operator panicked: {}", panic_message(p.as_ref()))),
+    };
+    r.map_err(|e| anyhow!("{}", redactor.redact(&format!("rank {}: {e:#}", rank.rank))))
 }
 
 /// Opens `path` for appending (its folder and the file created if missing).

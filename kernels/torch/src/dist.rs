@@ -217,6 +217,110 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// Data-parallel training over a process group, the way PyTorch's DDP does it: every rank
+/// starts from rank 0's weights, computes gradients over its part of each step's batch with
+/// the loss divided by the whole step's normaliser, and the gradients are summed over the
+/// ranks before the optimiser steps (which every rank then takes identically).
+pub struct DataParallel {
+    pg: ProcessGroup,
+}
+
+impl DataParallel {
+    /// Joins the group of `launch` over Gloo; waits up to `timeout` for the others here and
+    /// in every collective.
+    pub fn join(launch: &Launch, timeout: std::time::Duration) -> Result<Self, DistError> {
+        Ok(DataParallel {
+            pg: ProcessGroup::gloo(launch, timeout)?,
+        })
+    }
+
+    /// Gives every rank rank 0's `params`. Each parameter that takes gradients is given a
+    /// zero gradient if it has none, so that every rank reduces the same tensors even on a
+    /// step where it has no examples.
+    pub fn share_parameters(&mut self, params: &[(String, Tensor)]) -> Result<(), DistError> {
+        let tensors: Vec<&Tensor> = params.iter().map(|(_, t)| t).collect();
+        tch::no_grad(|| self.pg.broadcast(&tensors, 0))?;
+        let unset: Vec<&Tensor> = tensors
+            .iter()
+            .copied()
+            .filter(|t| t.requires_grad() && !t.grad().defined())
+            .collect();
+        if let Some(zero) = unset
+            .iter()
+            .map(|t| (t.sum(t.kind()) * 0.0).to_kind(tch::Kind::Float))
+            .reduce(|a, b| a + b)
+        {
+            zero.backward();
+        }
+        Ok(())
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> usize {
+        self.pg.rank()
+    }
+
+    /// The number of ranks.
+    pub fn world_size(&self) -> usize {
+        self.pg.world_size()
+    }
+
+    /// Sums the gradients of `params` over the ranks, in place.
+    pub fn all_reduce_gradients(&mut self, params: &[(String, Tensor)]) -> Result<(), DistError> {
+        let grads: Vec<Tensor> = params
+            .iter()
+            .map(|(_, p)| p.grad())
+            .filter(Tensor::defined)
+            .collect();
+        let refs: Vec<&Tensor> = grads.iter().collect();
+        tch::no_grad(|| self.pg.all_reduce_sum(&refs))
+    }
+
+    /// Sums `values` over the ranks (losses, token counts), in place, in float64.
+    pub fn sum(&mut self, values: &mut [f64]) -> Result<(), DistError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let t = Tensor::from_slice(values);
+        self.pg.all_reduce_sum(&[&t])?;
+        let out = Vec::<f64>::try_from(&t).map_err(|e| DistError {
+            what: "all_reduce",
+            message: e.to_string(),
+        })?;
+        values.copy_from_slice(&out);
+        Ok(())
+    }
+
+    /// Checks that every rank holds the same `value` (a step counter after resuming, say):
+    /// an error says which values the ranks hold.
+    pub fn agree(&mut self, what: &'static str, value: u64) -> Result<(), DistError> {
+        let n = self.world_size();
+        let mut slots = vec![0.0; n];
+        slots[self.rank()] = value as f64;
+        self.sum(&mut slots)?;
+        if slots.iter().all(|v| *v == value as f64) {
+            return Ok(());
+        }
+        Err(DistError {
+            what,
+            message: format!(
+                "the ranks disagree: {}",
+                slots
+                    .iter()
+                    .enumerate()
+                    .map(|(r, v)| format!("rank {r} has {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+    }
+
+    /// Waits until every rank has reached this point.
+    pub fn barrier(&mut self) -> Result<(), DistError> {
+        self.pg.barrier()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

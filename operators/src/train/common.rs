@@ -206,6 +206,48 @@ impl Default for CheckpointPolicy {
     }
 }
 
+/// Data parallelism on one machine: the node runs as `processes` ranks (one per device on a
+/// GPU machine, with torchrun's environment), each training on its share of every step, the
+/// gradients summed over them through libtorch's c10d (Gloo). An optimiser step takes
+/// `batch_size × grad_accum` units on every rank, so `processes` times as many as one
+/// process: the same as one process with `grad_accum × processes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DataParallel {
+    /// Processes that train together (2 to 64); give the node that many GPUs
+    /// (`resources.gpu`) to put one on each.
+    pub processes: usize,
+    /// Seconds a rank waits for the others, in the rendezvous or one collective.
+    #[serde(default = "default_dp_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_dp_timeout() -> u64 {
+    1800
+}
+
+impl DataParallel {
+    /// Checks ranges; errors name the field.
+    pub fn check(&self) -> Result<(), String> {
+        if !(2..=zest_engine::ranks::MAX_PROCESSES).contains(&self.processes) {
+            return Err(format!(
+                "data_parallel.processes: must be 2 to {}, got {} (leave data_parallel out for one process)",
+                zest_engine::ranks::MAX_PROCESSES,
+                self.processes
+            ));
+        }
+        if self.timeout_s == 0 {
+            return Err("data_parallel.timeout_s: must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The processes a node with `dp` runs on.
+pub fn processes(dp: &Option<DataParallel>) -> usize {
+    dp.as_ref().map_or(1, |d| d.processes)
+}
+
 /// Whether `x` is a finite number above zero.
 pub fn positive(x: f64) -> bool {
     x.is_finite() && x > 0.0

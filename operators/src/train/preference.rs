@@ -8,8 +8,8 @@
 //! loss and metrics; `zest-torch` trains.
 
 use super::common::{
-    check_device, default_device, non_negative, positive, CheckpointPolicy, Decay, OptimConfig,
-    OptimOverrides, Precision,
+    check_device, default_device, non_negative, positive, CheckpointPolicy, DataParallel, Decay,
+    OptimConfig, OptimOverrides, Precision,
 };
 use super::sft::IGNORE;
 use schemars::JsonSchema;
@@ -99,6 +99,9 @@ pub struct PreferenceConfig {
     /// Print progress every this many steps.
     #[serde(default = "default_log_every")]
     pub log_every: u64,
+    /// Train over several processes on this machine (one per GPU); one when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_parallel: Option<DataParallel>,
 }
 
 fn default_max_length() -> usize {
@@ -505,12 +508,19 @@ impl Operator for TrainPreference {
         if c.max_steps == Some(0) || c.log_every == 0 || c.checkpoint.keep == 0 {
             return Err("max_steps, log_every and checkpoint.keep must be at least 1".into());
         }
+        if let Some(dp) = &c.data_parallel {
+            dp.check()?;
+        }
         r.optim.check()?;
         check_device(&c.device)
     }
 
     fn run(config: &PreferenceConfig, ctx: &mut OpContext) -> anyhow::Result<()> {
         super::run_in_torch(Self::NAME, config, ctx)
+    }
+
+    fn processes(config: &PreferenceConfig) -> usize {
+        super::common::processes(&config.data_parallel)
     }
 }
 

@@ -8,7 +8,8 @@
 //! (which needs no libtorch); `zest-torch` trains.
 
 use super::common::{
-    check_device, default_device, CheckpointPolicy, OptimConfig, OptimOverrides, Precision,
+    check_device, default_device, CheckpointPolicy, DataParallel, OptimConfig, OptimOverrides,
+    Precision,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -126,6 +127,9 @@ pub struct SftConfig {
     /// when the `replay` input is connected.
     #[serde(default)]
     pub replay: Option<ReplayConfig>,
+    /// Train over several processes on this machine (one per GPU); one when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_parallel: Option<DataParallel>,
 }
 
 /// Replay of pre-training text during fine-tuning: the text is tokenized as `train.cpt`
@@ -647,12 +651,19 @@ impl Operator for Sft {
                 _ => {}
             }
         }
+        if let Some(dp) = &c.data_parallel {
+            dp.check()?;
+        }
         c.resolved_optim().check()?;
         check_device(&c.device)
     }
 
     fn run(config: &SftConfig, ctx: &mut OpContext) -> anyhow::Result<()> {
         super::run_in_torch(Self::NAME, config, ctx)
+    }
+
+    fn processes(config: &SftConfig) -> usize {
+        super::common::processes(&config.data_parallel)
     }
 }
 

@@ -29,6 +29,56 @@ pub fn schedule(o: &OptimConfig, total: u64) -> Schedule {
     }
 }
 
+/// Joins the other ranks of a data-parallel node ([`zest_engine::ranks`]), when this is one;
+/// `None` for a node that runs as one process. Called first thing, so that a rank that cannot
+/// start is found out before anyone reads data.
+pub fn join_ranks(
+    ctx: &zest_engine::operator::OpContext,
+    dp: &Option<zest_operators::train::common::DataParallel>,
+) -> anyhow::Result<Option<zest_kernels_torch::dist::DataParallel>> {
+    let (Some(rank), Some(dp)) = (&ctx.rank, dp) else {
+        return Ok(None);
+    };
+    let launch = zest_kernels_torch::dist::Launch {
+        rank: rank.rank,
+        world_size: rank.world_size,
+        local_rank: rank.local_rank,
+        master_addr: rank.master_addr.clone(),
+        master_port: rank.master_port,
+    };
+    let group = zest_kernels_torch::dist::DataParallel::join(
+        &launch,
+        std::time::Duration::from_secs(dp.timeout_s),
+    )?;
+    if rank.is_leader() {
+        println!("data parallel: {} ranks joined (Gloo)", rank.world_size);
+    }
+    Ok(Some(group))
+}
+
+/// The device of this rank: a CUDA device becomes the rank's own (`cuda:LOCAL_RANK`).
+pub fn rank_device(
+    dev: zest_kernels_torch::tch::Device,
+    ctx: &zest_engine::operator::OpContext,
+) -> anyhow::Result<zest_kernels_torch::tch::Device> {
+    use zest_kernels_torch::tch::{Cuda, Device};
+    match (dev, &ctx.rank) {
+        (Device::Cuda(_), Some(r)) => {
+            let n = Cuda::device_count() as usize;
+            if r.local_rank >= n {
+                anyhow::bail!(
+                    "rank {} trains on cuda:{}, but this machine shows it {n} GPU(s): give the node \
+                     as many GPUs (resources.gpu) as data_parallel.processes",
+                    r.rank,
+                    r.local_rank
+                );
+            }
+            Ok(Device::Cuda(r.local_rank))
+        }
+        (d, _) => Ok(d),
+    }
+}
+
 /// `42s`, `3m07s`, `2h05m`.
 pub fn human_duration(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;

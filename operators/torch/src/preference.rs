@@ -3,7 +3,8 @@
 //! with every TRL metric per step in the report.
 
 use crate::common::{
-    adamw, order, progress_line, resume, save_checkpoint, schedule, step_failure, Cursor, Resumed,
+    adamw, join_ranks, order, progress_line, rank_device, resume, save_checkpoint, schedule,
+    step_failure, Cursor, Resumed,
 };
 use crate::init::kind_of;
 use crate::model_dir;
@@ -126,7 +127,9 @@ struct State {
 pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
     let r = c.resolved();
     let lc = loss_config(c);
-    let dev = device::parse_device(&c.device)?;
+    let mut dp = join_ranks(ctx, &c.data_parallel)?;
+    let (rank, world) = dp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
+    let dev = rank_device(device::parse_device(&c.device)?, ctx)?;
     let kind = kind_of(c.dtype);
     let model_dir = ctx.input("model")?.path()?.to_path_buf();
     let tok_dir = model_dir::tokenizer_dir(ctx, &model_dir)?.to_path_buf();
@@ -149,9 +152,10 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
     if pairs.is_empty() {
         bail!("input `data` has no preference pairs");
     }
+    // Pairs per rank and step; every rank draws the whole step's and trains on its share.
     let per_step = c.batch_size * c.grad_accum;
     let total = c.max_steps.unwrap_or_else(|| {
-        ((pairs.len() as f64 * r.epochs) / per_step as f64)
+        ((pairs.len() as f64 * r.epochs) / (per_step * world) as f64)
             .ceil()
             .max(1.0) as u64
     });
@@ -193,6 +197,10 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
     };
     model_dir::check_vocabulary(&tok, &model, "the node's tokenizer")?;
     model.set_trainable(true);
+    if let Some(dp) = dp.as_mut() {
+        dp.agree("resuming", state.step)?;
+        dp.share_parameters(model.parameters())?;
+    }
     println!(
         "{} pairs; {:?} with beta {}, gamma {}, cpo_alpha {}; {total} steps",
         pairs.len(),
@@ -208,11 +216,13 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
     while state.step < total {
         let step = state.step + 1;
         let t0 = Instant::now();
-        let mut picked = Vec::with_capacity(per_step);
-        for _ in 0..per_step {
+        let mut picked = Vec::with_capacity(per_step * world);
+        for _ in 0..per_step * world {
             picked.push(state.cursor.next(&mut ord, pairs.len(), c.seed, 0));
         }
+        // Micro-batches of the whole step, over every rank.
         let micro = picked.chunks(c.batch_size).count();
+        let picked = &picked[rank * per_step..(rank + 1) * per_step];
         let mut metrics: BTreeMap<String, f64> = BTreeMap::new();
         let mut loss_sum = 0.0;
         let mut tokens = 0i64;
@@ -253,6 +263,20 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
                 return Err(step_failure(p, step, &what));
             }
         }
+        if let Some(dp) = dp.as_mut() {
+            dp.all_reduce_gradients(model.parameters())?;
+            // Every rank has the same metrics' names (the loss decides them).
+            let mut sums: Vec<f64> = [loss_sum, tokens as f64]
+                .into_iter()
+                .chain(metrics.values().copied())
+                .collect();
+            dp.sum(&mut sums)?;
+            loss_sum = sums[0];
+            tokens = sums[1] as i64;
+            for (v, s) in metrics.values_mut().zip(&sums[2..]) {
+                *v = *s;
+            }
+        }
         let max_norm = if r.optim.max_grad_norm > 0.0 {
             r.optim.max_grad_norm
         } else {
@@ -273,6 +297,10 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
             metrics: metrics.clone(),
         });
         let last = step == total;
+        if !ctx.is_leader() {
+            // Rank 0 reports and saves checkpoints.
+            continue;
+        }
         if step.is_multiple_of(c.log_every) || last || step == start_step + 1 {
             let elapsed = started.elapsed().as_secs_f64();
             let note = progress_line(
@@ -295,6 +323,12 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
             save_checkpoint(ctx, &model, &opt, &state, step, c.checkpoint.keep)?;
         }
     }
+    if let Some(dp) = dp.as_mut() {
+        dp.barrier()?;
+    }
+    if !ctx.is_leader() {
+        return Ok(());
+    }
     state.seconds = seconds_before + started.elapsed().as_secs_f64();
     let out = ctx.output_dir("model")?.to_path_buf();
     model_dir::save(&model, kind, &out, &tok_dir)?;
@@ -304,6 +338,7 @@ pub fn run(c: &PreferenceConfig, ctx: &mut OpContext) -> Result<()> {
         "settings": r,
         "label_smoothing": c.label_smoothing,
         "pairs": pairs.len(),
+        "processes": world,
         "total_steps": total,
         "steps": state.steps,
         "final": {"steps": state.step, "tokens": state.tokens, "seconds": state.seconds},

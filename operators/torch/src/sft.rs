@@ -3,7 +3,8 @@
 //! or packed batches, checkpoints in the store and an optional validation set.
 
 use crate::common::{
-    adamw, order, progress_line, resume, save_checkpoint, schedule, step_failure, Cursor, Resumed,
+    adamw, join_ranks, order, progress_line, rank_device, resume, save_checkpoint, schedule,
+    step_failure, Cursor, Resumed,
 };
 use crate::init::kind_of;
 use crate::model_dir;
@@ -217,7 +218,9 @@ fn eval_loss(model: &Transformer, units: &[Unit], c: &SftConfig, pad: i64) -> f6
 
 /// Runs `train.sft`.
 pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
-    let dev = device::parse_device(&c.device)?;
+    let mut dp = join_ranks(ctx, &c.data_parallel)?;
+    let (rank, world) = dp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
+    let dev = rank_device(device::parse_device(&c.device)?, ctx)?;
     let kind = kind_of(c.dtype);
     let model_dir = ctx.input("model")?.path()?.to_path_buf();
     let tok_dir = model_dir::tokenizer_dir(ctx, &model_dir)?.to_path_buf();
@@ -254,9 +257,10 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
     let mut train = units(train, c, pad);
     let examples = train.len();
     let replay = replay_units(ctx, &tok, c, &mut train)?;
+    // Units per rank and step; every rank draws the whole step's and trains on its share.
     let per_step = c.batch_size * c.grad_accum;
     let total = c.max_steps.unwrap_or_else(|| {
-        ((train.len() as f64 * c.epochs) / per_step as f64)
+        ((train.len() as f64 * c.epochs) / (per_step * world) as f64)
             .ceil()
             .max(1.0) as u64
     });
@@ -289,6 +293,10 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
     };
     model_dir::check_vocabulary(&tok, &model, "the node's tokenizer")?;
     model.set_trainable(true);
+    if let Some(dp) = dp.as_mut() {
+        dp.agree("resuming", state.step)?;
+        dp.share_parameters(model.parameters())?;
+    }
     let mut ord = order(train.len(), c.seed, 0, state.cursor.epoch);
     let started = Instant::now();
     let seconds_before = state.seconds;
@@ -298,16 +306,17 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
         let step = state.step + 1;
         let t0 = Instant::now();
         // The step's units, then the normaliser over all of them.
-        let mut picked: Vec<usize> = Vec::with_capacity(per_step);
-        for _ in 0..per_step {
+        let mut picked: Vec<usize> = Vec::with_capacity(per_step * world);
+        for _ in 0..per_step * world {
             picked.push(state.cursor.next(&mut ord, train.len(), c.seed, 0));
         }
         let scored: i64 = picked.iter().map(|i| train[*i].scored()).sum();
+        let mine = &picked[rank * per_step..(rank + 1) * per_step];
         let mut loss_sum = 0.0;
         let mut tokens = 0i64;
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<()> {
             opt.zero_grad();
-            for chunk in picked.chunks(c.batch_size) {
+            for chunk in mine.chunks(c.batch_size) {
                 let refs: Vec<&Unit> = chunk.iter().map(|i| &train[*i]).collect();
                 let b = batch(&refs, pad, model.device());
                 tokens += b.tokens;
@@ -332,6 +341,13 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
                 return Err(step_failure(p, step, &what));
             }
         }
+        if let Some(dp) = dp.as_mut() {
+            dp.all_reduce_gradients(model.parameters())?;
+            let mut sums = [loss_sum, tokens as f64];
+            dp.sum(&mut sums)?;
+            loss_sum = sums[0];
+            tokens = sums[1] as i64;
+        }
         let max_norm = if optim.max_grad_norm > 0.0 {
             optim.max_grad_norm
         } else {
@@ -353,6 +369,10 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
             tokens_per_s: tokens as f64 / dt.max(1e-9),
         });
         let last = step == total;
+        if !ctx.is_leader() {
+            // Rank 0 validates, reports and saves checkpoints.
+            continue;
+        }
         if !eval.is_empty() && ((c.eval_every > 0 && step.is_multiple_of(c.eval_every)) || last) {
             let l = eval_loss(&model, &eval, c, pad);
             println!("validation at step {step}: loss {l:.4}");
@@ -378,6 +398,12 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
             save_checkpoint(ctx, &model, &opt, &state, step, c.checkpoint.keep)?;
         }
     }
+    if let Some(dp) = dp.as_mut() {
+        dp.barrier()?;
+    }
+    if !ctx.is_leader() {
+        return Ok(());
+    }
     state.seconds = seconds_before + started.elapsed().as_secs_f64();
     let out = ctx.output_dir("model")?.to_path_buf();
     model_dir::save(&model, kind, &out, &tok_dir)?;
@@ -391,6 +417,7 @@ pub fn run(c: &SftConfig, ctx: &mut OpContext) -> Result<()> {
         "packing": c.packing,
         "replay": replay,
         "loss_on": c.loss_on,
+        "processes": world,
         "total_steps": total,
         "steps": state.steps,
         "validation": state.eval,

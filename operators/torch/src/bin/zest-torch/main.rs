@@ -45,6 +45,12 @@ enum NodeAction {
         #[arg(long)]
         task: String,
     },
+    /// Run one follower rank of a data-parallel node (started by its rank 0).
+    Rank {
+        /// The task file rank 0 wrote.
+        #[arg(long)]
+        task: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,6 +97,13 @@ fn node(action: &NodeAction) -> i32 {
             Err(e) => {
                 eprintln!("zest-torch node exec: {e:#}");
                 2
+            }
+        },
+        NodeAction::Rank { task } => match zest_engine::worker::exec_rank(&registry, task) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{e:#}");
+                1
             }
         },
     }
