@@ -429,3 +429,117 @@ fn a_ray_that_does_not_answer_fails_the_node_clearly_and_loses_nothing() {
         text(&o)
     );
 }
+
+/// A tiny model trained by `train.sft` on two ranks twice: as two processes of one local
+/// node, and as one process on each of two machines (two Ray jobs that meet through the
+/// store's rendezvous).
+fn two_machines_dag(records: &std::path::Path) -> String {
+    let medqa = common::repo().join("dags/data/medqa_sample.jsonl");
+    let sft = |dp: &str| {
+        format!(
+            "{{max_steps: 3, batch_size: 2, grad_accum: 1, max_length: 160, optim: {{lr: 0.001}}, \
+             device: cpu, log_every: 1, checkpoint: {{every_steps: 0}}, data_parallel: {dp}}}"
+        )
+    };
+    format!(
+        r#"name: two-machines
+nodes:
+  medqa:
+    op: data.load
+    with: {{paths: ["{medqa}"]}}
+  text:
+    op: data.sql
+    in: {{m: medqa.data}}
+    with: {{query: "SELECT question || ' Answer: ' || answer AS text FROM m"}}
+  tok:
+    op: train.tokenizer
+    in: {{data: text.data}}
+    with: {{vocab_size: 400}}
+  init:
+    op: model.init
+    in: {{tokenizer: tok.tokenizer}}
+    with: {{size: tiny, seed: 7}}
+  sft_data:
+    op: data.load
+    with: {{paths: ["{records}/sft.jsonl"]}}
+  here:
+    op: train.sft
+    in: {{model: init.model, data: sft_data.data}}
+    resources: {{cpu: 2}}
+    with: {}
+  apart:
+    op: train.sft
+    in: {{model: init.model, data: sft_data.data}}
+    executor: ray
+    resources: {{cpu: 1}}
+    with: {}
+"#,
+        sft("{processes: 2}"),
+        sft("{processes: 1, machines: 2}"),
+        medqa = medqa.display(),
+        records = records.display(),
+    )
+}
+
+#[test]
+fn a_node_on_two_machines_trains_the_model_of_two_local_ranks() {
+    let c = cluster();
+    let p = Project::new();
+    let rows: String = std::fs::read_to_string(
+        common::repo().join("dags/data/pubmedqa_sample.jsonl"),
+    )
+    .unwrap()
+    .lines()
+    .take(16)
+    .map(|l| {
+        let r: serde_json::Value = serde_json::from_str(l).unwrap();
+        let answer: String = r["long_answer"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .take(200)
+            .collect();
+        let row = serde_json::json!({"instruction": r["question"], "input": "", "output": answer});
+        format!("{row}\n")
+    })
+    .collect();
+    p.write("records/sft.jsonl", &rows);
+    p.write("dag.yaml", &two_machines_dag(&p.path().join("records")));
+    let o = c.zest(
+        &p,
+        &[
+            "run",
+            "dag.yaml",
+            "--store",
+            "s3://zest-ray/two-machines",
+            "--report",
+            "run.json",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r = p.json("run.json");
+    for n in ["here", "apart"] {
+        assert_eq!(node(&r, n)["status"], "succeeded", "{r}");
+    }
+    // The same ranks over the same batches: the same weights, to the bit.
+    assert_eq!(
+        node(&r, "apart")["outputs"]["model"]["digest"],
+        node(&r, "here")["outputs"]["model"]["digest"],
+        "{r}"
+    );
+    let log = std::fs::read_to_string(node(&r, "apart")["log"].as_str().unwrap()).unwrap();
+    assert!(log.contains("ran as Ray job zest-"), "{log}");
+    assert!(
+        log.contains("2 processes on 2 machine(s), this is machine 0"),
+        "{log}"
+    );
+    assert!(
+        log.contains("data parallel: 2 ranks joined (Gloo)"),
+        "{log}"
+    );
+    assert!(
+        c.jobs().is_empty(),
+        "both machines' jobs are deleted: {:?}",
+        c.jobs()
+    );
+}

@@ -351,7 +351,8 @@ pub struct OpContext {
     /// Where this instance stands in a sharded node; `None` for a node run whole.
     pub shard: Option<ShardPos>,
     /// This process's place among the ranks of a data-parallel node
-    /// ([`Operator::processes`]); `None` when the node runs as one process.
+    /// ([`Operator::processes`], [`Operator::machines`]); `None` when the node runs as one
+    /// process.
     pub rank: Option<crate::ranks::Rank>,
 }
 
@@ -582,6 +583,14 @@ pub trait Operator: Send + Sync + 'static {
         1
     }
 
+    /// How many machines run a node with this config together, each with
+    /// [`Operator::processes`] processes (`torchrun --nnodes`); 1, the default, runs it on
+    /// one. A cluster executor starts one job per machine; the local executor runs every
+    /// machine's processes on this one.
+    fn machines(_config: &Self::Config) -> usize {
+        1
+    }
+
     /// Whether the operator reads files from outside the store (then
     /// [`Operator::external_files`] is asked for them before every cache lookup).
     const READS_FILES: bool = false;
@@ -646,6 +655,10 @@ pub trait DynOperator: Send + Sync {
     }
     /// How many processes run a node with this parsed config ([`Operator::processes`]).
     fn processes(&self, _config: &serde_json::Value) -> usize {
+        1
+    }
+    /// How many machines run a node with this parsed config ([`Operator::machines`]).
+    fn machines(&self, _config: &serde_json::Value) -> usize {
         1
     }
 }
@@ -723,6 +736,9 @@ impl<T: Operator> DynOperator for Erased<T> {
     }
     fn processes(&self, config: &serde_json::Value) -> usize {
         Self::typed(config).map_or(1, |c| T::processes(&c))
+    }
+    fn machines(&self, config: &serde_json::Value) -> usize {
+        Self::typed(config).map_or(1, |c| T::machines(&c))
     }
 }
 

@@ -72,6 +72,10 @@ pub struct Task {
     /// Where this instance stands in a sharded node (`shards:`); `None` for a node run whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::operator::ShardPos>,
+    /// The machines a data-parallel node runs on ([`crate::operator::Operator::machines`]):
+    /// a cluster executor starts one job for each.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub machines: usize,
     /// Inputs by port.
     pub inputs: BTreeMap<String, Vec<InputRef>>,
     /// Output ports and their types.
@@ -94,6 +98,14 @@ pub struct Task {
     pub trace_id: String,
     /// Span id of the node span (hex), empty if untraced.
     pub span_id: String,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// The answer to a [`Task`].
@@ -263,22 +275,57 @@ fn execute_inner(
             s
         }
     };
-    let mut ctx = op_context(task, &store, rt, "", tail)?;
-    // A data-parallel node: this process is rank 0, the others are started here.
-    let processes = op.processes(&task.config);
+    // A data-parallel node: this process is rank 0, the others are started here; or, on
+    // machines 1… of a node that runs on several, every rank here is started here.
+    let place = crate::ranks::Placement::from_env(task.machines, op.processes(&task.config))
+        .map_err(|e| crate::failure::permanent(format!("{e:#}")))?;
     let mut followers = None;
-    if processes > 1 {
+    let mut own_rank = None;
+    if place.world_size() > 1 {
         let dir = scratch_path(task, "ranks");
         made.push(dir.clone());
         let exe = std::env::current_exe().context("cannot find this binary to start ranks")?;
-        let (rank, f) = crate::ranks::launch(task, processes, &exe, &dir)?;
+        let key = rendezvous_key(task);
+        let master = match place.machine {
+            None => crate::ranks::Rendezvous {
+                addr: "127.0.0.1".into(),
+                port: crate::ranks::free_port(std::net::Ipv4Addr::LOCALHOST.into())?,
+            },
+            Some(0) => {
+                let at = crate::ranks::Rendezvous {
+                    addr: crate::ranks::node_addr(task.store.s3.endpoint.as_deref()),
+                    port: crate::ranks::free_port(std::net::Ipv4Addr::UNSPECIFIED.into())?,
+                };
+                rt.block_on(crate::ranks::publish(&store, &key, &at))?;
+                at
+            }
+            Some(_) => rt.block_on(crate::ranks::wait_for(&store, &key))?,
+        };
+        let (rank, f) = crate::ranks::launch(task, place, &master, &exe, &dir)?;
         println!(
-            "data parallel: {processes} processes, rendezvous on {}:{}",
-            rank.master_addr, rank.master_port
+            "data parallel: {} processes on {} machine(s){}, rendezvous on {}:{}",
+            place.world_size(),
+            place.machines,
+            place
+                .machine
+                .map_or(String::new(), |m| format!(", this is machine {m}")),
+            master.addr,
+            master.port
         );
-        ctx.rank = Some(rank);
-        followers = Some(f);
+        match rank {
+            Some(r) => {
+                own_rank = Some(r);
+                followers = Some(f);
+            }
+            // Machines 1… only train: their ranks end when rank 0 does.
+            None => {
+                f.wait()?;
+                return Ok((BTreeMap::new(), vec![]));
+            }
+        }
     }
+    let mut ctx = op_context(task, &store, rt, "", tail)?;
+    ctx.rank = own_rank;
     // Secrets reach the operator here, and only here.
     let config = crate::secret::resolve(&task.config, &task.secrets)?;
     let result =
@@ -286,7 +333,7 @@ fn execute_inner(
     let result = match (result, followers) {
         (r, None) => r,
         (Ok(Ok(())), Some(f)) => Ok(f.wait()),
-        (r, Some(mut f)) => {
+        (r, Some(f)) => {
             // Rank 0 failed: a failed follower is the likelier cause; say so first.
             std::thread::sleep(std::time::Duration::from_millis(300));
             let failed = f.failures();
@@ -935,6 +982,15 @@ pub fn remote_task_keys(task: &Task) -> (String, String) {
     (format!("{base}.json"), format!("{base}.result.json"))
 }
 
+/// Where machine 0 of a data-parallel node's attempt says where it listens for the other
+/// machines' ranks ([`crate::ranks::Rendezvous`]): `tasks/<run>/<node>.<attempt>.rendezvous.json`.
+pub fn rendezvous_key(task: &Task) -> String {
+    format!(
+        "tasks/{}/{}.{}.rendezvous.json",
+        task.run_id, task.node, task.attempt
+    )
+}
+
 /// The prefix of `zest node exec --task store:KEY`: the task is read from the store that
 /// `ZEST_STORE` (and `ZEST_S3_ENDPOINT`) name, as executors whose nodes run on other
 /// machines put it there.
@@ -1061,6 +1117,12 @@ pub fn exec_from_store(
     console.finish();
     let result = result?;
     let _ = std::fs::remove_file(&task.log);
+    // Machines 1… of a data-parallel node train only; machine 0 answers for the node.
+    let follower =
+        crate::ranks::Placement::from_env(task.machines, 1).is_ok_and(|p| p.is_follower_machine());
+    if follower {
+        return Ok(result);
+    }
     let (_, result_key) = remote_task_keys(&task);
     rt.block_on(st.put_json(&result_key, &result))
         .with_context(|| format!("cannot write the result to {}", store.url))?;

@@ -329,10 +329,24 @@ pub fn manifest(s: &Settings, namespace: &str, parts: &JobParts) -> serde_json::
         // A pod without GPUs sees none, even on a GPU node whose runtime shows them all.
         env.insert("NVIDIA_VISIBLE_DEVICES".into(), "void".into());
     }
-    let env: Vec<serde_json::Value> = env
+    let mut env: Vec<serde_json::Value> = env
         .into_iter()
         .map(|(name, value)| serde_json::json!({"name": name, "value": value}))
         .collect();
+    let machines = task.machines.max(1);
+    if machines > 1 {
+        // One pod a machine: its index says which; machine 0 tells the others its IP
+        // through the store (so no Service is needed).
+        let field = |path: &str| serde_json::json!({"fieldRef": {"fieldPath": path}});
+        env.push(serde_json::json!({
+            "name": crate::ranks::MACHINE_ENV,
+            "valueFrom": field("metadata.annotations['batch.kubernetes.io/job-completion-index']"),
+        }));
+        env.push(serde_json::json!({
+            "name": crate::ranks::NODE_ADDR_ENV,
+            "valueFrom": field("status.podIP"),
+        }));
+    }
     let env_from: Vec<serde_json::Value> = s
         .secrets
         .iter()
@@ -407,7 +421,7 @@ pub fn manifest(s: &Settings, namespace: &str, parts: &JobParts) -> serde_json::
             .collect::<Vec<_>>()
             .into();
     }
-    serde_json::json!({
+    let mut m = serde_json::json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
@@ -431,7 +445,15 @@ pub fn manifest(s: &Settings, namespace: &str, parts: &JobParts) -> serde_json::
                 "spec": pod,
             },
         },
-    })
+    });
+    if machines > 1 {
+        // An Indexed Job of one pod a machine, all at once; with `backoffLimit: 0` one
+        // pod's failure fails the Job, and Kubernetes ends the others.
+        m["spec"]["completionMode"] = "Indexed".into();
+        m["spec"]["completions"] = machines.into();
+        m["spec"]["parallelism"] = machines.into();
+    }
+    m
 }
 
 /// The Kubernetes side of a node attempt's Job.
@@ -707,7 +729,18 @@ impl Backend for KubeBackend {
 
     /// The logs of the Job's pods, oldest first (a replaced pod's, then its replacement's).
     async fn logs(&self, id: &str) -> Result<String> {
-        let pods = self.pods_of(id).await?;
+        let mut pods = self.pods_of(id).await?;
+        // A node on several machines: machine 0's pod prints the node's progress and
+        // result (how another failed is in the Job's state).
+        let index = |p: &Pod| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("batch.kubernetes.io/job-completion-index").cloned())
+        };
+        if pods.iter().any(|p| index(p).is_some_and(|i| i != "0")) {
+            pods.retain(|p| index(p).as_deref() == Some("0"));
+        }
         let lp = LogParams {
             container: Some("node".into()),
             ..Default::default()
@@ -914,6 +947,11 @@ mod tests {
                 "gpu-node",
                 job("train.cpt", 7.5, 64 << 30, 2, WorkerKind::Torch),
             ),
+            ("gpu-node-2-machines", {
+                let mut j = job("sft", 7.5, 64 << 30, 8, WorkerKind::Torch);
+                j.task.machines = 2;
+                j
+            }),
         ];
         let update = std::env::var_os("ZEST_UPDATE_GOLDEN").is_some();
         for (name, job) in &cases {
@@ -974,6 +1012,30 @@ mod tests {
         );
         assert_eq!(pod["nodeSelector"]["nvidia.com/gpu.present"], "true");
         assert_eq!(pod["tolerations"].as_array().unwrap().len(), 2);
+        assert!(gpu["spec"].get("completionMode").is_none());
+        let two = manifest(
+            &s,
+            "zest",
+            &JobParts {
+                name: "j",
+                task_key: "t",
+                job: &cases[2].1,
+                env: BTreeMap::new(),
+            },
+        );
+        assert_eq!(two["spec"]["completionMode"], "Indexed");
+        assert_eq!(two["spec"]["completions"], 2);
+        let env = &two["spec"]["template"]["spec"]["containers"][0]["env"];
+        let machine = env
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == crate::ranks::MACHINE_ENV)
+            .unwrap();
+        assert!(machine["valueFrom"]["fieldRef"]["fieldPath"]
+            .as_str()
+            .unwrap()
+            .contains("job-completion-index"));
         let data = &cases[0].1;
         let cpu = manifest(
             &s,

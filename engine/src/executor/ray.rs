@@ -345,6 +345,18 @@ struct RayBackend {
     /// The store's URL and endpoint (`ZEST_STORE`, `ZEST_S3_ENDPOINT`), for the nodes.
     store: ArtifactStore,
     endpoint: Option<String>,
+    /// The machines of each attempt submitted (a data-parallel node on several runs as one
+    /// job a machine: [`machine_job`]).
+    machines: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// The Ray job of machine `m` of an attempt whose first machine's job is `sid`.
+pub fn machine_job(sid: &str, m: usize) -> String {
+    if m == 0 {
+        sid.to_string()
+    } else {
+        format!("{sid}-m{m}")
+    }
 }
 
 /// An executor running node attempts as Ray jobs for `config`, its nodes reaching `store`
@@ -376,6 +388,7 @@ pub fn executor(
         api,
         store: store.clone(),
         endpoint,
+        machines: Default::default(),
     };
     Ok(Box::new(RemoteExecutor::new(
         backend,
@@ -388,6 +401,16 @@ pub fn executor(
 }
 
 impl RayBackend {
+    /// How many machines the attempt with job `id` runs on.
+    fn machines_of(&self, id: &str) -> usize {
+        self.machines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied()
+            .unwrap_or(1)
+    }
+
     fn body(&self, job: &Job, sid: &str, task_key: &str) -> serde_json::Value {
         let s = &self.settings;
         let task = &job.task;
@@ -451,38 +474,113 @@ impl Backend for RayBackend {
         self.settings.poll
     }
 
+    /// Submits the attempt's job, or one job a machine for a node on several machines, each
+    /// told which it is ([`crate::ranks::MACHINE_ENV`]); should one fail to start, those
+    /// started are stopped.
     async fn submit(&self, job: &Job, id: &str, task_key: &str) -> Result<Submitted> {
-        self.api.submit(&self.body(job, id, task_key)).await
+        let n = job.task.machines.max(1);
+        self.machines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), n);
+        let mut first = Submitted::New;
+        for m in 0..n {
+            let mid = machine_job(id, m);
+            let mut body = self.body(job, &mid, task_key);
+            if n > 1 {
+                body["runtime_env"]["env_vars"][crate::ranks::MACHINE_ENV] = m.to_string().into();
+            }
+            match self.api.submit(&body).await {
+                Ok(s) if m == 0 => first = s,
+                Ok(_) => {}
+                Err(e) => {
+                    for started in 0..m {
+                        let _ = self.api.stop(&machine_job(id, started)).await;
+                    }
+                    return Err(if n > 1 {
+                        e.context(format!("machine {m} of {n}"))
+                    } else {
+                        e
+                    });
+                }
+            }
+        }
+        Ok(first)
     }
 
+    /// How the attempt's job is; for a node on several machines, how machine 0's is, or
+    /// how another's failed (then the rest are stopped, so that none waits for it).
     async fn state(&self, id: &str) -> Result<JobState> {
         tokio::time::sleep(self.settings.poll).await;
         let info = self.api.info(id).await?;
-        Ok(JobState {
+        let n = self.machines_of(id);
+        let mut state = JobState {
             ended: info.terminal(),
             running: info.status == "RUNNING",
             how: info.describe(id),
-        })
+        };
+        if n > 1 && !state.ended {
+            for m in 1..n {
+                let mid = machine_job(id, m);
+                let Ok(other) = self.api.info(&mid).await else {
+                    continue;
+                };
+                if other.terminal() && other.status != "SUCCEEDED" {
+                    state = JobState {
+                        ended: true,
+                        running: false,
+                        how: format!("{} (machine {m} of {n})", other.describe(&mid)),
+                    };
+                    self.stop(id).await;
+                    break;
+                }
+            }
+        }
+        Ok(state)
     }
 
+    /// Machine 0's log: it prints the node's progress and its result.
     async fn logs(&self, id: &str) -> Result<String> {
         self.api.logs(id).await
     }
 
-    /// Stops the job and waits (bounded) until Ray says it ended.
+    /// Stops the attempt's jobs and waits (bounded) until Ray says they ended.
     async fn stop(&self, id: &str) {
-        let _ = self.api.stop(id).await;
+        let ids: Vec<String> = (0..self.machines_of(id))
+            .map(|m| machine_job(id, m))
+            .collect();
+        for mid in &ids {
+            let _ = self.api.stop(mid).await;
+        }
         let until = std::time::Instant::now() + Duration::from_secs(30);
-        while std::time::Instant::now() < until {
-            if self.api.info(id).await.is_ok_and(|i| i.terminal()) {
-                return;
+        for mid in &ids {
+            while std::time::Instant::now() < until {
+                if self.api.info(mid).await.is_ok_and(|i| i.terminal()) {
+                    break;
+                }
+                tokio::time::sleep(self.settings.poll.min(Duration::from_millis(500))).await;
             }
-            tokio::time::sleep(self.settings.poll.min(Duration::from_millis(500))).await;
         }
     }
 
     async fn cleanup(&self, id: &str) {
-        self.api.delete_finished(id).await;
+        let n = self.machines_of(id);
+        for m in 1..n {
+            // Machines 1… end with machine 0; one that has not is stopped.
+            let mid = machine_job(id, m);
+            if !self.api.info(&mid).await.is_ok_and(|i| i.terminal()) {
+                let _ = self.api.stop(&mid).await;
+            }
+        }
+        let deletes = (0..n).map(|m| {
+            let mid = machine_job(id, m);
+            async move { self.api.delete_finished(&mid).await }
+        });
+        futures::future::join_all(deletes).await;
+        self.machines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     fn secret_names(&self) -> Vec<String> {

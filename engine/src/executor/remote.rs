@@ -11,7 +11,7 @@
 
 use super::{Executor, Job, Outcome, Report, ReportFn};
 use crate::store::ArtifactStore;
-use crate::worker::{remote_task_keys, Task, TaskResult};
+use crate::worker::{remote_task_keys, rendezvous_key, Task, TaskResult};
 use anyhow::{bail, Context, Result};
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -203,6 +203,9 @@ impl<B: Backend> Driver<B> {
         };
         let _ = self.store.delete(&task_key).await;
         let _ = self.store.delete(&result_key).await;
+        if job.task.machines > 1 {
+            let _ = self.store.delete(&rendezvous_key(&job.task)).await;
+        }
         (outcome, ended)
     }
 

@@ -64,6 +64,7 @@ impl TaskBuilder {
             attempt,
             cpus: node.resources.cpu_declared.then_some(node.resources.cpu),
             shard: node.shard.clone(),
+            machines: node.op.machines(&node.config).max(1),
             inputs: inputs
                 .into_iter()
                 .map(|(port, outs)| {

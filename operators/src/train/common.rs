@@ -206,17 +206,22 @@ impl Default for CheckpointPolicy {
     }
 }
 
-/// Data parallelism on one machine: the node runs as `processes` ranks (one per device on a
-/// GPU machine, with torchrun's environment), each training on its share of every step, the
+/// Data parallelism: the node runs as `machines × processes` ranks (one per device on a GPU
+/// machine, with torchrun's environment), each training on its share of every step, the
 /// gradients summed over them through libtorch's c10d (Gloo). An optimiser step takes
-/// `batch_size × grad_accum` units on every rank, so `processes` times as many as one
-/// process: the same as one process with `grad_accum × processes`.
+/// `batch_size × grad_accum` units on every rank, so `machines × processes` times as many as
+/// one process: the same as one process with `grad_accum × machines × processes`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataParallel {
-    /// Processes that train together (2 to 64); give the node that many GPUs
-    /// (`resources.gpu`) to put one on each.
+    /// Processes that train together on each machine (1 to 64; 2 or more on one machine);
+    /// give the node that many GPUs (`resources.gpu`) to put one on each.
     pub processes: usize,
+    /// Machines that train together, each with `processes` processes (`torchrun
+    /// --nnodes`; 1 to 1024, default 1). A cluster executor runs one job a machine, each with
+    /// the node's `resources`; the local executor runs every machine's processes here.
+    #[serde(default = "one_machine", skip_serializing_if = "is_one")]
+    pub machines: usize,
     /// Seconds a rank waits for the others, in the rendezvous or one collective.
     #[serde(default = "default_dp_timeout")]
     pub timeout_s: u64,
@@ -226,14 +231,30 @@ fn default_dp_timeout() -> u64 {
     1800
 }
 
+fn one_machine() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
 impl DataParallel {
     /// Checks ranges; errors name the field.
     pub fn check(&self) -> Result<(), String> {
-        if !(2..=zest_engine::ranks::MAX_PROCESSES).contains(&self.processes) {
+        let least = if self.machines > 1 { 1 } else { 2 };
+        if !(least..=zest_engine::ranks::MAX_PROCESSES).contains(&self.processes) {
             return Err(format!(
-                "data_parallel.processes: must be 2 to {}, got {} (leave data_parallel out for one process)",
+                "data_parallel.processes: must be {least} to {}, got {} (leave data_parallel out for one process)",
                 zest_engine::ranks::MAX_PROCESSES,
                 self.processes
+            ));
+        }
+        if !(1..=zest_engine::ranks::MAX_MACHINES).contains(&self.machines) {
+            return Err(format!(
+                "data_parallel.machines: must be 1 to {}, got {}",
+                zest_engine::ranks::MAX_MACHINES,
+                self.machines
             ));
         }
         if self.timeout_s == 0 {
@@ -243,9 +264,14 @@ impl DataParallel {
     }
 }
 
-/// The processes a node with `dp` runs on.
+/// The processes a node with `dp` runs on, on each of its machines.
 pub fn processes(dp: &Option<DataParallel>) -> usize {
     dp.as_ref().map_or(1, |d| d.processes)
+}
+
+/// The machines a node with `dp` runs on.
+pub fn machines(dp: &Option<DataParallel>) -> usize {
+    dp.as_ref().map_or(1, |d| d.machines)
 }
 
 /// Whether `x` is a finite number above zero.

@@ -522,6 +522,10 @@ impl Operator for TrainPreference {
     fn processes(config: &PreferenceConfig) -> usize {
         super::common::processes(&config.data_parallel)
     }
+
+    fn machines(config: &PreferenceConfig) -> usize {
+        super::common::machines(&config.data_parallel)
+    }
 }
 
 #[cfg(test)]

@@ -665,6 +665,10 @@ impl Operator for Sft {
     fn processes(config: &SftConfig) -> usize {
         super::common::processes(&config.data_parallel)
     }
+
+    fn machines(config: &SftConfig) -> usize {
+        super::common::machines(&config.data_parallel)
+    }
 }
 
 #[cfg(test)]
