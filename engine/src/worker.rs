@@ -978,17 +978,19 @@ pub(crate) fn open_append(path: &Path) -> Result<std::fs::File> {
 /// Where a task and its result live in the store, for executors whose nodes run on other
 /// machines: `tasks/<run>/<node>.<attempt>.json` and `….result.json`.
 pub fn remote_task_keys(task: &Task) -> (String, String) {
-    let base = format!("tasks/{}/{}.{}", task.run_id, task.node, task.attempt);
+    let base = remote_key_base(task);
     (format!("{base}.json"), format!("{base}.result.json"))
+}
+
+/// `tasks/<run>/<node>.<attempt>`: what the store keys of an attempt's files begin with.
+fn remote_key_base(task: &Task) -> String {
+    format!("tasks/{}/{}.{}", task.run_id, task.node, task.attempt)
 }
 
 /// Where machine 0 of a data-parallel node's attempt says where it listens for the other
 /// machines' ranks ([`crate::ranks::Rendezvous`]): `tasks/<run>/<node>.<attempt>.rendezvous.json`.
 pub fn rendezvous_key(task: &Task) -> String {
-    format!(
-        "tasks/{}/{}.{}.rendezvous.json",
-        task.run_id, task.node, task.attempt
-    )
+    format!("{}.rendezvous.json", remote_key_base(task))
 }
 
 /// The prefix of `zest node exec --task store:KEY`: the task is read from the store that
