@@ -1095,7 +1095,16 @@ pub fn exec_from_store(
         .block_on(st.get_json::<Task>(key))
         .with_context(|| format!("cannot read task {key} from {}", store.url))?
         .ok_or_else(|| anyhow!("no task {key} in {}", store.url))?;
-    let attempt = format!("{}-{}", task.node, task.attempt);
+    // Machines of one data-parallel node may share a host (two Ray nodes on one machine,
+    // or two of the node's jobs on one big Ray node) or a work_dir on a shared filesystem:
+    // each keeps its own log, scratch and task file, named as its Ray job is.
+    let machine = crate::ranks::Placement::from_env(task.machines, 1)
+        .ok()
+        .and_then(|p| p.machine);
+    let attempt = match machine {
+        Some(m) if m > 0 => format!("{}-{}-m{m}", task.node, task.attempt),
+        _ => format!("{}-{}", task.node, task.attempt),
+    };
     task.scratch = work_dir.join("scratch").join(&task.run_id).join(&attempt);
     task.log = work_dir
         .join("logs")
@@ -1120,9 +1129,7 @@ pub fn exec_from_store(
     let result = result?;
     let _ = std::fs::remove_file(&task.log);
     // Machines 1… of a data-parallel node train only; machine 0 answers for the node.
-    let follower =
-        crate::ranks::Placement::from_env(task.machines, 1).is_ok_and(|p| p.is_follower_machine());
-    if follower {
+    if machine.is_some_and(|m| m > 0) {
         return Ok(result);
     }
     let (_, result_key) = remote_task_keys(&task);
