@@ -529,14 +529,22 @@ fn a_node_on_two_machines_trains_the_model_of_two_local_ranks() {
     );
     let log = std::fs::read_to_string(node(&r, "apart")["log"].as_str().unwrap()).unwrap();
     assert!(log.contains("ran as Ray job zest-"), "{log}");
+    // Machine 0's log, then machine 1's under a line of its own: each its own, though both
+    // machines share this host and its work_dir.
+    let (zero, one) = log
+        .split_once("[zest: machine 1 of 2, Ray job zest-")
+        .unwrap_or_else(|| panic!("no log of machine 1: {log}"));
+    for (part, has, lacks) in [
+        (zero, "this is machine 0", "this is machine 1"),
+        (one, "this is machine 1", "this is machine 0"),
+    ] {
+        assert!(part.contains(has) && !part.contains(lacks), "{has}: {log}");
+    }
     assert!(
-        log.contains("2 processes on 2 machine(s), this is machine 0"),
+        zero.contains("data parallel: 2 ranks joined (Gloo)"),
         "{log}"
     );
-    assert!(
-        log.contains("data parallel: 2 ranks joined (Gloo)"),
-        "{log}"
-    );
+    assert!(zero.contains("step 3/3"), "{log}");
     assert!(
         c.jobs().is_empty(),
         "both machines' jobs are deleted: {:?}",

@@ -359,6 +359,21 @@ pub fn machine_job(sid: &str, m: usize) -> String {
     }
 }
 
+/// The log of machine `m` of `n` (Ray job `mid`) as it follows machine 0's in the node's log.
+fn machine_log(m: usize, n: usize, mid: &str, log: Result<String>) -> String {
+    let mut s = format!("[zest: machine {m} of {n}, Ray job {mid}]\n");
+    match log {
+        Ok(l) => {
+            s.push_str(&l);
+            if !l.is_empty() && !l.ends_with('\n') {
+                s.push('\n');
+            }
+        }
+        Err(e) => s.push_str(&format!("[zest: cannot fetch its log: {e:#}]\n")),
+    }
+    s
+}
+
 /// An executor running node attempts as Ray jobs for `config`, its nodes reaching `store`
 /// (at `endpoint`, for S3-compatible servers); `local_zest` is the default for the binary on
 /// the cluster (a cluster on this machine). Reports through `report`; setting `cancel` stops
@@ -488,7 +503,15 @@ impl Backend for RayBackend {
             let mid = machine_job(id, m);
             let mut body = self.body(job, &mid, task_key);
             if n > 1 {
+                // In the command as well as in the environment: Ray's log of the job then
+                // says which machine it is in its first lines.
+                let var = format!("{}={m}", crate::ranks::MACHINE_ENV);
                 body["runtime_env"]["env_vars"][crate::ranks::MACHINE_ENV] = m.to_string().into();
+                if let Some(e) = body["entrypoint"].as_str() {
+                    body["entrypoint"] = e
+                        .replacen(" && exec ", &format!(" && exec env {var} "), 1)
+                        .into();
+                }
             }
             match self.api.submit(&body).await {
                 Ok(s) if m == 0 => first = s,
@@ -539,9 +562,22 @@ impl Backend for RayBackend {
         Ok(state)
     }
 
-    /// Machine 0's log: it prints the node's progress and its result.
+    /// Machine 0's log: it prints the node's progress and its result. For a node on several
+    /// machines, once machine 0's job has ended, every other machine's log follows it, each
+    /// under a line that names the machine and its job.
     async fn logs(&self, id: &str) -> Result<String> {
-        self.api.logs(id).await
+        let mut text = self.api.logs(id).await?;
+        let n = self.machines_of(id);
+        if n > 1 && self.api.info(id).await.is_ok_and(|i| i.terminal()) {
+            for m in 1..n {
+                let mid = machine_job(id, m);
+                if !text.is_empty() && !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str(&machine_log(m, n, &mid, self.api.logs(&mid).await));
+            }
+        }
+        Ok(text)
     }
 
     /// Stops the attempt's jobs and waits (bounded) until Ray says they ended.
@@ -595,6 +631,18 @@ impl Backend for RayBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_machine_log_is_headed_by_its_machine_and_ends_its_last_line() {
+        assert_eq!(
+            machine_log(1, 2, "zest-r-n-1-m1", Ok("a\nb".into())),
+            "[zest: machine 1 of 2, Ray job zest-r-n-1-m1]\na\nb\n"
+        );
+        assert_eq!(
+            machine_log(2, 3, "j", Err(anyhow!("HTTP 404"))),
+            "[zest: machine 2 of 3, Ray job j]\n[zest: cannot fetch its log: HTTP 404]\n"
+        );
+    }
 
     #[test]
     fn settings_have_defaults_and_are_checked() {
