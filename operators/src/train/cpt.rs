@@ -11,7 +11,8 @@
 //! source does not attract).
 
 use super::common::{
-    check_device, default_device, non_negative, positive, CheckpointPolicy, OptimConfig, Precision,
+    check_device, default_device, non_negative, positive, CheckpointPolicy, DataParallel,
+    OptimConfig, Precision,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -204,6 +205,12 @@ pub struct CptConfig {
     /// Print progress every this many steps.
     #[serde(default = "default_log_every")]
     pub log_every: u64,
+    /// Train over several processes (one per GPU) and machines; one when unset. Every
+    /// micro-batch is drawn from one source for all ranks, `batch_size` rows on each, and
+    /// the bandit is rewarded by the loss over all of them: the same as one process with
+    /// `batch_size × machines × processes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_parallel: Option<DataParallel>,
 }
 
 fn default_seq_len() -> usize {
@@ -226,9 +233,14 @@ fn default_log_every() -> u64 {
 const RESERVED: &[&str] = &["model", "tokenizer"];
 
 impl CptConfig {
-    /// Training tokens per optimiser step.
+    /// Training tokens per optimiser step, over every rank.
     pub fn tokens_per_step(&self) -> u64 {
-        (self.seq_len * self.batch_size * self.grad_accum) as u64
+        (self.seq_len * self.batch_size * self.grad_accum * self.ranks()) as u64
+    }
+
+    /// Ranks that train together: `machines × processes`, or one.
+    pub fn ranks(&self) -> usize {
+        super::common::processes(&self.data_parallel) * super::common::machines(&self.data_parallel)
     }
 
     /// Optimiser steps of the run.
@@ -358,6 +370,9 @@ impl Operator for Cpt {
         if c.log_every == 0 {
             return Err("log_every: must be at least 1".into());
         }
+        if let Some(dp) = &c.data_parallel {
+            dp.check()?;
+        }
         let m = &c.mixing;
         if !(0.0..1.0).contains(&m.smoothing) {
             return Err("mixing.smoothing: must be in [0, 1)".into());
@@ -401,6 +416,14 @@ impl Operator for Cpt {
 
     fn run(config: &CptConfig, ctx: &mut OpContext) -> anyhow::Result<()> {
         super::run_in_torch(Self::NAME, config, ctx)
+    }
+
+    fn processes(config: &CptConfig) -> usize {
+        super::common::processes(&config.data_parallel)
+    }
+
+    fn machines(config: &CptConfig) -> usize {
+        super::common::machines(&config.data_parallel)
     }
 }
 
@@ -464,5 +487,20 @@ mod tests {
         let c = cfg(json!({"sources": ["a"], "max_tokens": 10000, "seq_len": 64, "batch_size": 4}));
         assert_eq!(c.tokens_per_step(), 256);
         assert_eq!(c.total_steps(), 40);
+    }
+
+    #[test]
+    fn data_parallel_ranks_share_the_token_budget() {
+        let c = cfg(
+            json!({"sources": ["a"], "max_tokens": 10000, "seq_len": 64, "batch_size": 4,
+            "data_parallel": {"processes": 2, "machines": 2}}),
+        );
+        Cpt::check(&c).unwrap();
+        assert_eq!((Cpt::processes(&c), Cpt::machines(&c)), (2, 2));
+        assert_eq!(c.tokens_per_step(), 1024);
+        assert_eq!(c.total_steps(), 10);
+        let one = cfg(json!({"sources": ["a"], "max_steps": 1, "data_parallel": {"processes": 1}}));
+        let e = Cpt::check(&one).unwrap_err();
+        assert!(e.contains("data_parallel.processes"), "{e}");
     }
 }

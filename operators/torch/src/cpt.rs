@@ -2,7 +2,8 @@
 //! store so that a retry, a resume or a rerun continues where it stopped, bit for bit.
 
 use crate::common::{
-    adamw, order, progress_line, resume, save_checkpoint, schedule, step_failure, Cursor, Resumed,
+    adamw, join_ranks, order, progress_line, rank_device, resume, save_checkpoint, schedule,
+    step_failure, Cursor, Resumed,
 };
 use crate::init::kind_of;
 use crate::mixer::Mixer;
@@ -223,7 +224,9 @@ fn validate(model: &Transformer, sources: &[Source], c: &CptConfig, step: u64) -
 
 /// Runs `train.cpt`.
 pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
-    let dev = device::parse_device(&c.device)?;
+    let mut dp = join_ranks(ctx, &c.data_parallel)?;
+    let (rank, world) = dp.as_ref().map_or((0, 1), |d| (d.rank(), d.world_size()));
+    let dev = rank_device(device::parse_device(&c.device)?, ctx)?;
     let kind = kind_of(c.dtype);
     let model_dir = ctx.input("model")?.path()?.to_path_buf();
     let tok_dir = model_dir::tokenizer_dir(ctx, &model_dir)?.to_path_buf();
@@ -290,7 +293,11 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
     }
     model_dir::check_vocabulary(&tok, &model, "input `tokenizer`")?;
     model.set_trainable(true);
-    for s in &sources {
+    if let Some(dp) = dp.as_mut() {
+        dp.agree("resuming", state.step)?;
+        dp.share_parameters(model.parameters())?;
+    }
+    for s in sources.iter().filter(|_| ctx.is_leader()) {
         println!(
             "source {}: {} documents, {} training rows of {seq} tokens, {} held out",
             s.name,
@@ -318,11 +325,14 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
             for _ in 0..c.grad_accum {
                 let s = state.mixer.select();
                 let rows = sources[s].train_rows(seq);
+                // Every rank draws the micro-batch of all ranks and trains on its share.
                 let mut batch = Vec::with_capacity(c.batch_size * seq);
-                for _ in 0..c.batch_size {
+                for i in 0..c.batch_size * world {
                     let r = state.cursors[s].next(&mut orders[s], rows, c.seed, s);
                     sources[s].pack(c.repack, state.cursors[s].epoch, c.seed, s);
-                    batch.extend_from_slice(&sources[s].train[r * seq..(r + 1) * seq]);
+                    if i / c.batch_size == rank {
+                        batch.extend_from_slice(&sources[s].train[r * seq..(r + 1) * seq]);
+                    }
                 }
                 let src = &sources[s];
                 let ids = Tensor::from_slice(&batch).view([c.batch_size as i64, seq as i64]);
@@ -333,7 +343,14 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
                     None,
                 );
                 let loss = masked_cross_entropy(&logits, &ids, None);
-                let l = loss.double_value(&[]);
+                // The reward is the loss over every rank's rows (as many on each), so that
+                // every rank's bandit draws the same source next.
+                let mut l = [loss.double_value(&[])];
+                if let Some(dp) = dp.as_mut() {
+                    dp.sum(&mut l)?;
+                    l[0] /= world as f64;
+                }
+                let l = l[0];
                 if !l.is_finite() {
                     bail!(
                         "the loss of step {step} is {l} (a batch of source `{}`): training stopped; \
@@ -349,7 +366,7 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
                         }
                     );
                 }
-                (loss / c.grad_accum as f64).backward();
+                (loss / (c.grad_accum * world) as f64).backward();
                 state.mixer.update(s, l);
                 drawn.push(s);
                 losses.push((s, l));
@@ -365,6 +382,9 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
                 );
                 return Err(step_failure(p, step, &batch));
             }
+        }
+        if let Some(dp) = dp.as_mut() {
+            dp.all_reduce_gradients(model.parameters())?;
         }
         let grad_norm = if c.optim.max_grad_norm > 0.0 {
             clip_grad_norm(model.parameters(), c.optim.max_grad_norm)
@@ -401,6 +421,10 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
             weights: weights.clone(),
         });
         let last = step == total;
+        if !ctx.is_leader() {
+            // Rank 0 validates, reports and saves checkpoints.
+            continue;
+        }
         if c.validation.every_steps > 0 && step.is_multiple_of(c.validation.every_steps) || last {
             let v = validate(&model, &sources, c, step);
             println!(
@@ -442,6 +466,12 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
             last_saved = step;
         }
     }
+    if let Some(dp) = dp.as_mut() {
+        dp.barrier()?;
+    }
+    if !ctx.is_leader() {
+        return Ok(());
+    }
     state.seconds = seconds_before + started.elapsed().as_secs_f64();
     let out = ctx.output_dir("model")?.to_path_buf();
     model_dir::save(&model, kind, &out, &tok_dir)?;
@@ -464,6 +494,7 @@ fn write_report(
         "op": "train.cpt",
         "mixing": {"strategy": c.mixing.strategy, "reward": c.mixing.reward},
         "seq_len": seq,
+        "processes": c.ranks(),
         "tokens_per_step": c.tokens_per_step(),
         "total_steps": c.total_steps(),
         "sources": sources.iter().map(|s| serde_json::json!({

@@ -1,7 +1,8 @@
-//! Data-parallel training nodes end to end through the `zest` binary: `train.sft` and
-//! `train.preference` with `data_parallel: {processes: 2}` run as two Gloo ranks on the CPU and
-//! train the same model as one process over the combined batch (twice the gradient
-//! accumulation); a rank killed mid-training fails the node, naming the rank, and leaves no
+//! Data-parallel training nodes end to end through the `zest` binary: `train.sft`,
+//! `train.preference` and `train.cpt` with `data_parallel: {processes: 2}` run as two Gloo
+//! ranks on the CPU and train the same model as one process over the combined batch (twice
+//! the gradient accumulation; for `train.cpt`, whose bandit draws a source per micro-batch,
+//! twice the micro-batch); a rank killed mid-training fails the node, naming the rank, and leaves no
 //! process behind.
 
 mod common;
@@ -53,8 +54,8 @@ fn write_records(dir: &Path) {
     std::fs::write(dir.join("pairs.jsonl"), pairs).unwrap();
 }
 
-/// A tiny model, then each training node twice: on two ranks (`*_dp`) and in one process with
-/// twice the gradient accumulation (`*_one`).
+/// A tiny model, then each training node twice: on two ranks (`*_dp`) and in one process over
+/// the same examples a step (`*_one`).
 fn dag(records: &Path, sft_steps: u64) -> String {
     let r = records.display();
     let mut d = tiny_model_dag("data-parallel", 5);
@@ -73,7 +74,7 @@ fn dag(records: &Path, sft_steps: u64) -> String {
   sft_one:
     op: train.sft
     in: {{model: init.model, data: sft_data.data}}
-    resources: {{cpu: 2}}
+    resources: {{cpu: 1}}
     with: {{max_steps: {sft_steps}, batch_size: 2, grad_accum: 4, max_length: 192, optim: {{lr: 0.001}}, device: cpu, log_every: 1, checkpoint: {{every_steps: 0}}}}
   pref_dp:
     op: train.preference
@@ -83,8 +84,22 @@ fn dag(records: &Path, sft_steps: u64) -> String {
   pref_one:
     op: train.preference
     in: {{model: sft_one.model, data: pairs.data}}
-    resources: {{cpu: 2}}
+    resources: {{cpu: 1}}
     with: {{loss: simpo_cpo, max_steps: 3, batch_size: 2, grad_accum: 2, optim: {{lr: 0.0005}}, device: cpu}}
+  answers:
+    op: data.sql
+    in: {{s: sft_data.data}}
+    with: {{query: "SELECT output AS text FROM s"}}
+  cpt_dp:
+    op: train.cpt
+    in: {{model: init.model, tokenizer: tok.tokenizer, questions: text.data, answers: answers.data}}
+    resources: {{cpu: 2}}
+    with: {{sources: [questions, answers], seq_len: 32, batch_size: 2, grad_accum: 2, max_steps: 4, optim: {{lr: 0.001}}, device: cpu, log_every: 1, validation: {{every_steps: 2}}, checkpoint: {{every_steps: 0}}, data_parallel: {{processes: 2}}}}
+  cpt_one:
+    op: train.cpt
+    in: {{model: init.model, tokenizer: tok.tokenizer, questions: text.data, answers: answers.data}}
+    resources: {{cpu: 1}}
+    with: {{sources: [questions, answers], seq_len: 32, batch_size: 4, grad_accum: 2, max_steps: 4, optim: {{lr: 0.001}}, device: cpu, log_every: 1, validation: {{every_steps: 2}}, checkpoint: {{every_steps: 0}}}}
 "#
     ));
     d
@@ -119,7 +134,11 @@ fn two_gloo_ranks_train_the_model_of_one_process_over_the_combined_batch() {
     let p = Project::new(&dag(records.path(), 4));
     let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
     assert!(o.status.success(), "{}", text(&o));
-    for (dp, one) in [("sft_dp", "sft_one"), ("pref_dp", "pref_one")] {
+    for (dp, one) in [
+        ("sft_dp", "sft_one"),
+        ("pref_dp", "pref_one"),
+        ("cpt_dp", "cpt_one"),
+    ] {
         let r = p.report_json(dp);
         assert_eq!(r["processes"], 2, "{dp}: {r}");
         let (a, b) = (losses(&p, dp), losses(&p, one));
@@ -142,6 +161,18 @@ fn two_gloo_ranks_train_the_model_of_one_process_over_the_combined_batch() {
     // The same number of examples seen: tokens per step agree.
     let t = |n: &str| p.report_json(n)["final"]["tokens"].as_u64().unwrap();
     assert_eq!(t("sft_dp"), t("sft_one"));
+    assert_eq!(t("cpt_dp"), t("cpt_one"));
+    // The bandit, rewarded by the loss over both ranks, drew the same sources.
+    let drawn = |n: &str| {
+        p.report_json(n)["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["sources"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(drawn("cpt_dp"), drawn("cpt_one"));
+    assert!(weight_diff(&p, "cpt_dp", "init") > 1e-4);
     // A rerun is served from the cache (rank 0 committed once, as any node).
     let o = p.zest(&["run", "dag.yaml", "--report", "run.json"]);
     assert!(o.status.success(), "{}", text(&o));
