@@ -426,12 +426,24 @@ impl RayBackend {
             .unwrap_or(1)
     }
 
-    fn body(&self, job: &Job, sid: &str, task_key: &str) -> serde_json::Value {
+    fn body(
+        &self,
+        job: &Job,
+        sid: &str,
+        task_key: &str,
+        machine: Option<usize>,
+    ) -> serde_json::Value {
         let s = &self.settings;
         let task = &job.task;
         let exe = job.worker.exe_beside(&s.zest);
+        // The machine in the command as well as in the environment: Ray's log of the job then
+        // says which machine it is in its first lines.
+        let machine_var = machine.map(|m| format!("{}={m}", crate::ranks::MACHINE_ENV));
         let entrypoint = format!(
-            "mkdir -p {wd} && cd {cwd} && exec {exe} node exec --task {task}",
+            "mkdir -p {wd} && cd {cwd} && exec {env}{exe} node exec --task {task}",
+            env = machine_var
+                .as_ref()
+                .map_or(String::new(), |v| format!("env {v} ")),
             wd = sh_quote(&s.work_dir),
             cwd = sh_quote(s.cwd.as_deref().unwrap_or(&s.work_dir)),
             exe = sh_quote(&exe.to_string_lossy()),
@@ -450,6 +462,9 @@ impl RayBackend {
         }
         for (k, v) in node_env(&self.store, self.endpoint.as_deref(), &s.work_dir, sid) {
             env.insert(k, v.into());
+        }
+        if let Some(m) = machine {
+            env.insert(crate::ranks::MACHINE_ENV.into(), m.to_string().into());
         }
         // A job without GPUs sees none (Ray leaves CUDA_VISIBLE_DEVICES unset otherwise).
         env.insert("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO".into(), "1".into());
@@ -501,18 +516,7 @@ impl Backend for RayBackend {
         let mut first = Submitted::New;
         for m in 0..n {
             let mid = machine_job(id, m);
-            let mut body = self.body(job, &mid, task_key);
-            if n > 1 {
-                // In the command as well as in the environment: Ray's log of the job then
-                // says which machine it is in its first lines.
-                let var = format!("{}={m}", crate::ranks::MACHINE_ENV);
-                body["runtime_env"]["env_vars"][crate::ranks::MACHINE_ENV] = m.to_string().into();
-                if let Some(e) = body["entrypoint"].as_str() {
-                    body["entrypoint"] = e
-                        .replacen(" && exec ", &format!(" && exec env {var} "), 1)
-                        .into();
-                }
-            }
+            let body = self.body(job, &mid, task_key, (n > 1).then_some(m));
             match self.api.submit(&body).await {
                 Ok(s) if m == 0 => first = s,
                 Ok(_) => {}

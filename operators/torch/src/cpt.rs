@@ -297,7 +297,7 @@ pub fn run(c: &CptConfig, ctx: &mut OpContext) -> Result<()> {
         dp.agree("resuming", state.step)?;
         dp.share_parameters(model.parameters())?;
     }
-    for s in sources.iter().filter(|_| ctx.is_leader()) {
+    for s in &sources {
         println!(
             "source {}: {} documents, {} training rows of {seq} tokens, {} held out",
             s.name,
